@@ -1,0 +1,305 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/router"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/subscription"
+)
+
+// reqState is the per-request scratch space, pooled so that serving a
+// request allocates nothing of ours.
+type reqState struct {
+	match router.Match
+	rreq  router.Request
+	fwd   proxy.Forwarder
+	out   proxy.Outbound
+	uri   []byte
+	// host and reqURI keep the client's Host and request-target: forwarding
+	// rewrites both in the request.
+	host   []byte
+	reqURI []byte
+	logBuf []byte
+	id     [36]byte
+
+	// What the request log reports.
+	api         *router.API
+	op          *router.Operation
+	sub         *subscription.Subscription
+	product     string
+	backendCode int
+	backendTime time.Duration
+	lastError   string
+}
+
+func (st *reqState) reset() {
+	st.api, st.op, st.sub, st.product = nil, nil, nil, ""
+	st.backendCode, st.backendTime, st.lastError = 0, 0, ""
+	st.rreq = router.Request{}
+	st.out = proxy.Outbound{}
+}
+
+var (
+	statusPath         = []byte(StatusPath)
+	internalStatusPath = []byte(InternalStatusPath)
+)
+
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
+	path := ctx.Request.URI().PathOriginal()
+	if bytes.Equal(path, statusPath) || bytes.Equal(path, internalStatusPath) {
+		g.health(ctx)
+		return
+	}
+	start := time.Now()
+	st := g.states.Get().(*reqState)
+	st.reset()
+	st.host = append(st.host[:0], ctx.Request.Header.Host()...)
+	st.reqURI = append(st.reqURI[:0], ctx.Request.Header.RequestURI()...)
+	g.serve(ctx, st, path)
+	g.metrics.record(ctx.Response.StatusCode())
+	g.logRequest(ctx, st, start)
+	g.states.Put(st)
+}
+
+func (g *Gateway) health(ctx *fasthttp.RequestCtx) {
+	if g.draining.Load() || g.rt.Load() == nil {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+}
+
+func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
+	rt := g.rt.Load()
+	if rt == nil {
+		st.lastError = "ConfigurationNotLoaded"
+		g.errs.unavailable.write(ctx)
+		return
+	}
+	if hasDotSegment(path) {
+		// Routing and the backend could disagree about what ../ means;
+		// refusing it keeps an API path from reaching another.
+		st.lastError = "InvalidPath"
+		g.errs.badRequest.write(ctx)
+		return
+	}
+	secure := ctx.IsTLS()
+	if g.opts.ForwardedProto {
+		if p := ctx.Request.Header.Peek("X-Forwarded-Proto"); len(p) > 0 {
+			secure = bytes.EqualFold(p, []byte("https"))
+		}
+	}
+	st.rreq = router.Request{
+		Host:   b2s(ctx.Request.Header.Host()),
+		Secure: secure,
+		Method: b2s(ctx.Method()),
+		Path:   b2s(path),
+		Query:  b2s(ctx.URI().QueryString()),
+		Header: &ctx.Request.Header,
+	}
+	switch rt.table.Lookup(&st.match, &st.rreq) {
+	case router.NotFound:
+		st.lastError = "ApiNotFound"
+		g.errs.notFound.write(ctx)
+		return
+	case router.OperationNotFound:
+		st.api = st.match.API
+		st.lastError = "OperationNotFound"
+		g.errs.notFound.write(ctx)
+		return
+	}
+	api := st.match.API
+	st.api, st.op = api, st.match.Operation
+
+	acc := rt.subs.Access(api)
+	key := ctx.Request.Header.Peek(acc.HeaderName)
+	keyInHeader := key != nil
+	if !keyInHeader {
+		key = ctx.QueryArgs().Peek(acc.QueryName)
+	}
+	res := rt.subs.Check(api, key)
+	switch res.Decision {
+	case subscription.MissingKey:
+		st.lastError = "SubscriptionKeyNotFound"
+		g.denied(ctx, st, &g.errs.missingKey, api, acc, secure)
+		return
+	case subscription.InvalidKey:
+		st.lastError = "SubscriptionKeyInvalid"
+		g.denied(ctx, st, &g.errs.invalidKey, api, acc, secure)
+		return
+	}
+	st.sub, st.product = res.Subscription, res.Product
+
+	be := &rt.backends[api.Index]
+	if be.client == nil {
+		st.lastError = "BackendNotConfigured"
+		g.errs.noBackend.write(ctx)
+		return
+	}
+	if !g.limitBody(ctx) {
+		st.lastError = "RequestEntityTooLarge"
+		g.errs.tooLarge.write(ctx)
+		return
+	}
+
+	st.uri = append(st.uri[:0], be.basePath...)
+	st.uri = append(st.uri, st.match.Suffix...)
+	if len(st.uri) == 0 || st.uri[0] != '/' {
+		st.uri = append(st.uri[:0], '/')
+		st.uri = append(st.uri, be.basePath...)
+		st.uri = append(st.uri, st.match.Suffix...)
+	}
+	if qs := ctx.URI().QueryString(); len(qs) > 0 {
+		st.uri = append(st.uri, '?')
+		st.uri = append(st.uri, qs...)
+	}
+	proto := "http"
+	if secure {
+		proto = "https"
+	}
+	st.out = proxy.Outbound{
+		Client:       be.client,
+		Host:         be.host,
+		PathAndQuery: st.uri,
+		Timeout:      g.opts.BackendTimeout,
+		ClientIP:     ctx.RemoteIP(),
+		Proto:        proto,
+		OriginalHost: st.host,
+	}
+
+	began := time.Now()
+	err := st.fwd.Do(&ctx.Request, &ctx.Response, &st.out)
+	st.backendTime = time.Since(began)
+	if err != nil {
+		reason, status := proxy.Reason(err)
+		st.lastError = reason
+		if errors.Is(err, errBodyTooLarge) {
+			st.lastError = "RequestEntityTooLarge"
+			g.errs.tooLarge.write(ctx)
+			return
+		}
+		if status == fasthttp.StatusGatewayTimeout {
+			g.errs.gatewayTimeout.write(ctx)
+		} else {
+			g.errs.badGateway.write(ctx)
+		}
+		g.log.Debug().Err(err).Str("api", api.Name).Msg("backend request failed")
+		return
+	}
+	st.backendCode = ctx.Response.StatusCode()
+}
+
+// denied answers 401 with API Management's status text and
+// WWW-Authenticate challenge naming where the key goes.
+func (g *Gateway) denied(ctx *fasthttp.RequestCtx, st *reqState, e *apimError, api *router.API, acc *subscription.APIAccess, secure bool) {
+	e.write(ctx)
+	ctx.Response.Header.SetStatusMessage(statusAccessDenied)
+	b := append(st.uri[:0], `AzureApiManagementKey realm="`...)
+	if secure {
+		b = append(b, "https://"...)
+	} else {
+		b = append(b, "http://"...)
+	}
+	b = append(b, st.host...)
+	b = append(b, '/')
+	b = append(b, api.Path...)
+	b = append(b, `",name="`...)
+	b = append(b, acc.HeaderName...)
+	b = append(b, `",type="header"`...)
+	st.uri = b
+	ctx.Response.Header.SetBytesV("WWW-Authenticate", b)
+}
+
+// limitBody enforces MaxBodyBytes: a declared length over the limit is
+// refused before anything reaches the backend; a chunked body is cut off
+// (and the request fails) once it passes the limit.
+func (g *Gateway) limitBody(ctx *fasthttp.RequestCtx) bool {
+	max := g.opts.MaxBodyBytes
+	if max <= 0 {
+		return true
+	}
+	cl := ctx.Request.Header.ContentLength()
+	if cl > 0 && int64(cl) > max {
+		return false
+	}
+	if cl == -1 {
+		if rs := ctx.RequestBodyStream(); rs != nil {
+			ctx.Request.SetBodyStream(&limitedReader{r: rs, left: max}, -1)
+		}
+	}
+	return true
+}
+
+// limitedReader fails a read that would pass the body limit.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}
+
+type bodyTooLargeError struct{}
+
+func (bodyTooLargeError) Error() string { return "request body larger than --max-body-bytes" }
+
+var errBodyTooLarge error = bodyTooLargeError{}
+
+// hasDotSegment reports "." or ".." path segments, literal or
+// percent-encoded.
+func hasDotSegment(p []byte) bool {
+	for len(p) > 0 {
+		if p[0] == '/' {
+			p = p[1:]
+			continue
+		}
+		end := bytes.IndexByte(p, '/')
+		if end < 0 {
+			end = len(p)
+		}
+		seg := p[:end]
+		p = p[end:]
+		if isDots(seg) {
+			return true
+		}
+	}
+	return false
+}
+
+func isDots(seg []byte) bool {
+	dots := 0
+	for len(seg) > 0 {
+		switch {
+		case seg[0] == '.':
+			seg = seg[1:]
+		case len(seg) >= 3 && seg[0] == '%' && seg[1] == '2' && (seg[2] == 'e' || seg[2] == 'E'):
+			seg = seg[3:]
+		default:
+			return false
+		}
+		dots++
+		if dots > 2 {
+			return false
+		}
+	}
+	return dots > 0
+}
+
+// sample decides whether a successful request is logged.
+func (g *Gateway) sample() bool {
+	r := g.opts.RequestLogSampling
+	return r >= 1 || (r > 0 && rand.Float64() < r)
+}

@@ -1,0 +1,106 @@
+package server
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/router"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/subscription"
+)
+
+// runtime is one compiled configuration: everything a request needs,
+// immutable once built and swapped in with one atomic store. Requests keep
+// the runtime they started with until they finish.
+type runtime struct {
+	snapshot *config.Snapshot
+	hash     [sha256.Size]byte
+	loadedAt time.Time
+	table    *router.Table
+	subs     *subscription.Index
+	backends []apiBackend // by router.API.Index
+	certs    *certStore
+	targets  map[proxy.Target]bool
+	// unexecuted lists the policy scopes present in the snapshot that this
+	// gateway does not run yet.
+	unexecuted []string
+}
+
+type apiBackend struct {
+	client   *fasthttp.HostClient
+	host     string
+	basePath string
+}
+
+// compile builds a runtime from a validated snapshot. Backend clients come
+// from pool, so targets unchanged since the last configuration keep their
+// connections.
+func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool) (*runtime, error) {
+	table, err := router.Compile(s)
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	certs, err := compileCertificates(s)
+	if err != nil {
+		return nil, fmt.Errorf("certificates: %w", err)
+	}
+	rt := &runtime{
+		snapshot: s,
+		hash:     hash,
+		loadedAt: time.Now(),
+		table:    table,
+		subs:     subscription.Compile(s, table),
+		backends: make([]apiBackend, len(table.APIs)),
+		certs:    certs,
+		targets:  map[proxy.Target]bool{},
+	}
+	for _, a := range table.APIs {
+		if a.Config.Properties.ServiceURL == "" {
+			continue
+		}
+		target, base, err := proxy.ParseTarget(a.Config.Properties.ServiceURL)
+		if err != nil {
+			return nil, fmt.Errorf("api %q: %w", a.Name, err)
+		}
+		rt.targets[target] = true
+		rt.backends[a.Index] = apiBackend{client: pool.Client(target), host: target.Host, basePath: base}
+	}
+	rt.unexecuted = policyScopes(s)
+	return rt, nil
+}
+
+// policyScopes names every scope that carries policy XML.
+func policyScopes(s *config.Snapshot) []string {
+	var out []string
+	if strings.TrimSpace(s.Policy) != "" {
+		out = append(out, "global")
+	}
+	for _, f := range s.PolicyFragments {
+		if strings.TrimSpace(f.Properties.Value) != "" {
+			out = append(out, "fragment "+f.Name)
+		}
+	}
+	for _, p := range s.Products {
+		if strings.TrimSpace(p.Policy) != "" {
+			out = append(out, "product "+p.Name)
+		}
+	}
+	for _, a := range s.APIs {
+		if strings.TrimSpace(a.Policy) != "" {
+			out = append(out, "api "+a.Name)
+		}
+		for _, op := range a.Operations {
+			if strings.TrimSpace(op.Policy) != "" {
+				out = append(out, "operation "+a.Name+"/"+op.Name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
