@@ -550,19 +550,26 @@ func isDuration(d string) bool {
 	return iso8601.MatchString(d) && d != "P" && !strings.HasSuffix(d, "T")
 }
 
+// checkURL checks an absolute http(s) URL. Messages quote it without its
+// password and query, which may hold credentials (Azure Functions keys
+// travel as ?code=).
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%q is not a valid URL", raw)
+		return fmt.Errorf("is not a valid URL")
+	}
+	shown := *u
+	if shown.RawQuery != "" {
+		shown.RawQuery = "[redacted]"
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q must be an absolute http or https URL", raw)
+		return fmt.Errorf("%q must be an absolute http or https URL", shown.Redacted())
 	}
 	if u.Host == "" {
-		return fmt.Errorf("%q has no host", raw)
+		return fmt.Errorf("%q has no host", shown.Redacted())
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q cannot have a query or fragment", raw)
+		return fmt.Errorf("%q cannot have a query or fragment", shown.Redacted())
 	}
 	return nil
 }

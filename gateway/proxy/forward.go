@@ -33,6 +33,7 @@ type headerBuf struct {
 // Outbound describes where one request goes.
 type Outbound struct {
 	Client *fasthttp.HostClient
+	Scheme string // "http" or "https": the backend's, not the client's
 	Host   string // Host header for the backend
 	// PathAndQuery is the request-target sent to the backend. It must stay
 	// valid until Do returns.
@@ -60,6 +61,9 @@ func (f *Forwarder) Do(req *fasthttp.Request, resp *fasthttp.Response, out *Outb
 	f.stripHopByHop(h)
 	f.setForwarded(h, out)
 	req.SetRequestURIBytes(out.PathAndQuery)
+	// The URI inherits the client connection's scheme; HostClient refuses
+	// a request whose scheme differs from its own.
+	req.URI().SetScheme(out.Scheme)
 	req.Header.SetHost(out.Host)
 	req.UseHostHeader = true
 

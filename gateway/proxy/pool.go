@@ -132,15 +132,14 @@ func (p *Pool) newClient(t Target) *fasthttp.HostClient {
 	dialer := &fasthttp.TCPDialer{Concurrency: 0}
 	timeout := p.opts.DialTimeout
 	c := &fasthttp.HostClient{
-		Addr:                          t.Addr,
-		Name:                          "",
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-		MaxConns:                      p.opts.MaxConns,
-		MaxConnWaitTimeout:            p.opts.MaxConnWaitTimeout,
-		MaxIdleConnDuration:           p.opts.MaxIdleConnDuration,
-		ReadBufferSize:                p.opts.ReadBufferSize,
+		Addr:                     t.Addr,
+		Name:                     "",
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+		MaxConns:                 p.opts.MaxConns,
+		MaxConnWaitTimeout:       p.opts.MaxConnWaitTimeout,
+		MaxIdleConnDuration:      p.opts.MaxIdleConnDuration,
+		ReadBufferSize:           p.opts.ReadBufferSize,
 		// Retries belong to the retry policy, never to the transport: a
 		// silently repeated PUT is not what users configured.
 		MaxIdemponentCallAttempts: 1,

@@ -10,8 +10,8 @@ import (
 // benchSnapshot builds a snapshot of exactly n APIs. API paths are
 // "svcNNNNN"; every tenth path is served by a Segment version set with an
 // Original and a "v2" version (two APIs). Every API has five operations,
-// three of them templated. It returns the number of paths.
-func benchSnapshot(n int) (*config.Snapshot, int) {
+// three of them templated.
+func benchSnapshot(n int) (*config.Snapshot, benchShape) {
 	s := &config.Snapshot{SchemaVersion: config.SchemaVersion}
 	ops := func(prefix string) []config.Operation {
 		return []config.Operation{
@@ -22,6 +22,7 @@ func benchSnapshot(n int) (*config.Snapshot, int) {
 			op(prefix+"file", "GET", "/files/{name}.json"),
 		}
 	}
+	var shape benchShape
 	g := 0
 	for ; len(s.APIs) < n; g++ {
 		path := fmt.Sprintf("svc%05d", g)
@@ -37,8 +38,16 @@ func benchSnapshot(n int) (*config.Snapshot, int) {
 		v2.Properties.APIVersionSetID = "/apiVersionSets/" + vs
 		v2.Properties.APIVersion = "v2"
 		s.APIs = append(s.APIs, orig, v2)
+		shape.versioned = g
 	}
-	return s, g
+	shape.paths = g
+	return s, shape
+}
+
+// benchShape says which API paths a bench snapshot has.
+type benchShape struct {
+	paths     int // svc00000 to svc{paths-1}
+	versioned int // the last path served by a version set
 }
 
 type benchRequest struct {
@@ -49,9 +58,8 @@ type benchRequest struct {
 // benchRequests returns the same request shapes whatever the table size:
 // plain, parameter, case-folded and versioned hits, an operation miss and
 // 404s, spread over the table.
-func benchRequests(paths int) []benchRequest {
-	last, mid := paths-1, paths/2
-	versioned := (paths - 1) / 10 * 10
+func benchRequests(shape benchShape) []benchRequest {
+	last, mid, versioned := shape.paths-1, shape.paths/2, shape.versioned
 	get := func(path string, want Result) benchRequest {
 		return benchRequest{req: Request{Host: "gw.example.com", Method: "GET", Path: path}, want: want}
 	}
@@ -71,13 +79,13 @@ func benchRequests(paths int) []benchRequest {
 func TestBenchSnapshot(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{10, 10000} {
-		s, paths := benchSnapshot(n)
+		s, shape := benchSnapshot(n)
 		if len(s.APIs) != n {
 			t.Fatalf("benchSnapshot(%d) has %d APIs", n, len(s.APIs))
 		}
 		table := mustCompile(t, s)
 		m := new(Match)
-		for _, br := range benchRequests(paths) {
+		for _, br := range benchRequests(shape) {
 			if got := table.Lookup(m, &br.req); got != br.want {
 				t.Errorf("%d APIs: %s: %s, want %s", n, br.req.Path, resultName(got), resultName(br.want))
 			}
@@ -86,12 +94,12 @@ func TestBenchSnapshot(t *testing.T) {
 }
 
 func benchmarkLookup(b *testing.B, n int) {
-	s, paths := benchSnapshot(n)
+	s, shape := benchSnapshot(n)
 	table, err := Compile(s)
 	if err != nil {
 		b.Fatal(err)
 	}
-	reqs := benchRequests(paths)
+	reqs := benchRequests(shape)
 	m := new(Match)
 	for _, br := range reqs {
 		if got := table.Lookup(m, &br.req); got != br.want {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"net"
 	"strconv"
 
 	"github.com/valyala/fasthttp"
@@ -28,6 +30,7 @@ func newAPIMError(status int, message string) apimError {
 // construction and shared by all requests.
 type apimErrors struct {
 	missingKey, invalidKey, notFound, tooLarge, badRequest,
+	headerTooLarge, requestTimeout,
 	noBackend, badGateway, gatewayTimeout, unavailable apimError
 }
 
@@ -38,6 +41,8 @@ func newAPIMErrors() *apimErrors {
 		notFound:       newAPIMError(404, "Resource not found"),
 		tooLarge:       newAPIMError(413, "Request entity too large"),
 		badRequest:     newAPIMError(400, "Bad request"),
+		headerTooLarge: newAPIMError(431, "Request header fields too large"),
+		requestTimeout: newAPIMError(408, "Request timeout"),
 		noBackend:      newAPIMError(500, "Internal server error"),
 		badGateway:     newAPIMError(502, "Bad gateway: the backend service could not be reached"),
 		gatewayTimeout: newAPIMError(504, "Gateway timeout: the backend service did not answer in time"),
@@ -57,4 +62,24 @@ func (e *apimError) write(ctx *fasthttp.RequestCtx) {
 	ctx.Response.SetStatusCode(e.status)
 	ctx.Response.Header.SetContentType("application/json")
 	ctx.Response.SetBodyRaw(e.body)
+}
+
+// connError answers requests fasthttp could not read: a header block over
+// --max-header-bytes (431), a client too slow for --read-timeout (408), a
+// body over the limit (413), anything malformed (400). The connection is
+// closed afterwards.
+func (g *Gateway) connError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		g.errs.headerTooLarge.write(ctx)
+	case errors.As(err, &ne) && ne.Timeout():
+		g.errs.requestTimeout.write(ctx)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		g.errs.tooLarge.write(ctx)
+	default:
+		g.errs.badRequest.write(ctx)
+	}
+	g.metrics.record(ctx.Response.StatusCode())
 }

@@ -166,6 +166,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 	}
 	st.out = proxy.Outbound{
 		Client:       be.client,
+		Scheme:       be.scheme,
 		Host:         be.host,
 		PathAndQuery: st.uri,
 		Timeout:      g.opts.BackendTimeout,

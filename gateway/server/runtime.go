@@ -34,6 +34,7 @@ type runtime struct {
 
 type apiBackend struct {
 	client   *fasthttp.HostClient
+	scheme   string
 	host     string
 	basePath string
 }
@@ -69,7 +70,7 @@ func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool) (*run
 			return nil, fmt.Errorf("api %q: %w", a.Name, err)
 		}
 		rt.targets[target] = true
-		rt.backends[a.Index] = apiBackend{client: pool.Client(target), host: target.Host, basePath: base}
+		rt.backends[a.Index] = apiBackend{client: pool.Client(target), scheme: target.Scheme, host: target.Host, basePath: base}
 	}
 	rt.unexecuted = policyScopes(s)
 	return rt, nil

@@ -11,9 +11,11 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +54,9 @@ type Options struct {
 	TLSCertFile, TLSKeyFile string
 	ServerCipherSuites      string
 	ClientCipherSuites      string
+	// BackendCAFile adds PEM CA certificates to the system roots trusted
+	// for https backends (private CAs, a TLS-inspecting proxy).
+	BackendCAFile string
 	// ForwardedProto honours X-Forwarded-Proto when deciding whether a
 	// request came over https (behind a TLS-terminating ingress).
 	ForwardedProto bool
@@ -135,6 +140,13 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 		}
 		clientTLS.CipherSuites = ids
 	}
+	if opts.BackendCAFile != "" {
+		roots, err := loadRoots(opts.BackendCAFile)
+		if err != nil {
+			return nil, err
+		}
+		clientTLS.RootCAs = roots
+	}
 	g.pool = proxy.NewPool(proxy.Options{TLS: clientTLS})
 
 	g.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: g.getCertificate}
@@ -168,6 +180,22 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
+// loadRoots returns the system roots plus the certificates in file.
+func loadRoots(file string) (*x509.CertPool, error) {
+	pemData, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--backend-ca-file: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("--backend-ca-file %s: no PEM certificate found", file)
+	}
+	return roots, nil
+}
+
 func (g *Gateway) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if rt := g.rt.Load(); rt != nil {
 		if crt := rt.certs.lookup(hello.ServerName); crt != nil {
@@ -182,12 +210,15 @@ func (g *Gateway) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 
 func (g *Gateway) newServer(name string) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                       g.handle,
-		Name:                          "",
-		NoDefaultServerHeader:         true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
-		StreamRequestBody:             true,
+		Handler:               g.handle,
+		ErrorHandler:          g.connError,
+		Name:                  "",
+		NoDefaultServerHeader: true,
+		// Header names stay normalized: with normalization off, fasthttp
+		// looks headers up case-sensitively, and "x-forwarded-for" or
+		// "ocp-apim-subscription-key" from a client must still be found.
+		DisablePreParseMultipartForm: true,
+		StreamRequestBody:            true,
 		// With StreamRequestBody this is the size below which a body is
 		// read before the handler runs; larger bodies stream.
 		MaxRequestBodySize: 64 << 10,

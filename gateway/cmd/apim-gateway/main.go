@@ -64,6 +64,7 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Options, zerolog.L
 	fs.StringVar(&opts.TLSKeyFile, "tls-key-file", "", "PEM private key for --tls-cert-file")
 	fs.StringVar(&opts.ServerCipherSuites, server.SettingServerCiphers, "", "client-to-gateway TLS 1.2 cipher suites, comma-separated IANA names (default: Go's secure set)")
 	fs.StringVar(&opts.ClientCipherSuites, server.SettingClientCiphers, "", "gateway-to-backend TLS 1.2 cipher suites, comma-separated IANA names (default: Go's secure set)")
+	fs.StringVar(&opts.BackendCAFile, "backend-ca-file", "", "PEM CA certificates trusted for https backends, besides the system roots")
 	fs.BoolVar(&opts.ForwardedProto, server.SettingForwardedProto, false, "trust X-Forwarded-Proto to tell http from https (behind a TLS-terminating ingress)")
 	fs.IntVar(&opts.MaxHeaderBytes, "max-header-bytes", opts.MaxHeaderBytes, "largest request line plus headers; larger gets 431")
 	fs.Int64Var(&opts.MaxBodyBytes, "max-body-bytes", opts.MaxBodyBytes, "largest request body; larger gets 413 (0 = no limit)")
