@@ -161,6 +161,7 @@ func TestParseWrongTypeMessages(t *testing.T) {
 		doc  string
 		path string
 		msg  string
+		also []config.Issue // reported before the one under test
 	}{
 		{name: "number for string", doc: `{"schemaVersion": 1.0}`, path: "$.schemaVersion", msg: "must be a string, found a number"},
 		{name: "string for boolean", doc: `{"schemaVersion": "1.0", "gateway": {"rejectUnknownHostnames": "yes"}}`, path: "$.gateway.rejectUnknownHostnames", msg: "must be a boolean, found a string"},
@@ -176,7 +177,7 @@ func TestParseWrongTypeMessages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			issues := parseIssues(t, tt.doc)
-			want := []config.Issue{{Path: tt.path, Message: tt.msg}}
+			want := append(tt.also, config.Issue{Path: tt.path, Message: tt.msg})
 			if !reflect.DeepEqual(issues, want) {
 				t.Errorf("issues = %v, want %v", issues, want)
 			}
@@ -191,6 +192,7 @@ func TestParseSuggestsSpelling(t *testing.T) {
 		doc  string
 		path string
 		msg  string
+		also []config.Issue // reported before the one under test
 	}{
 		{
 			name: "capitalised",
@@ -233,13 +235,15 @@ func TestParseSuggestsSpelling(t *testing.T) {
 			doc:  `{"schemaVersion": "1.0", "apis": [{"name": "echo", "properties": {"pth": "echo"}}]}`,
 			path: "$.apis[0].properties.pth",
 			msg:  "unknown field",
+			// A real typo also leaves the field it meant missing.
+			also: []config.Issue{{Path: "$.apis[0].properties.path", Message: "is required"}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			issues := parseIssues(t, tt.doc)
-			want := []config.Issue{{Path: tt.path, Message: tt.msg}}
+			want := append(tt.also, config.Issue{Path: tt.path, Message: tt.msg})
 			if !reflect.DeepEqual(issues, want) {
 				t.Errorf("issues = %v, want %v", issues, want)
 			}

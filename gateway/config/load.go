@@ -207,6 +207,13 @@ func checkShape(v any, t reflect.Type, path string, issues *[]Issue) {
 			return
 		}
 		fields := jsonFields(t)
+		// A field without omitempty is required: leaving out an API's path
+		// must not quietly serve it at the root.
+		for _, name := range sortedFieldNames(fields) {
+			if _, present := obj[name]; !present && !strings.Contains(fields[name].Tag.Get("json"), ",omitempty") && !hasFoldedKey(obj, name) {
+				*issues = append(*issues, Issue{Path: path + "." + name, Message: "is required"})
+			}
+		}
 		for _, k := range sortedKeys(obj) {
 			f, ok := fields[k]
 			if !ok {
@@ -235,6 +242,26 @@ func jsonKind(v any) string {
 }
 
 func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// hasFoldedKey reports a key that differs from name only in case: the
+// unknown-field message with its suggestion already covers it.
+func hasFoldedKey(obj map[string]any, name string) bool {
+	for k := range obj {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedFieldNames(m map[string]reflect.StructField) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -218,12 +218,9 @@ func TestSchemaMatchesGoTypes(t *testing.T) {
 }
 
 // requiredExceptions are fields without omitempty that the schema does not
-// require: the gateway object may be left out entirely, and a product's
-// properties are all optional.
-var requiredExceptions = map[string]bool{
-	"$.gateway":               true,
-	"$.products[].properties": true,
-}
+// require. The loader treats every field without omitempty as required, so
+// this list should stay empty.
+var requiredExceptions = map[string]bool{}
 
 type schemaWalker struct {
 	t    *testing.T

@@ -1,6 +1,9 @@
 package config
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Secret holds a sensitive string: a subscription key, a certificate, a
 // password. It reads from JSON as a plain string, but every way of printing
@@ -26,6 +29,10 @@ func (s Secret) String() string {
 
 // GoString keeps %#v from printing the value.
 func (s Secret) GoString() string { return s.String() }
+
+// Format keeps every fmt verb (%s, %v, %q, %x, %d, ...) from printing the
+// value.
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
 
 // MarshalJSON writes a redaction marker, never the value.
 func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }

@@ -16,7 +16,7 @@ const SchemaVersion = "1.0"
 type Snapshot struct {
 	SchemaVersion   string           `json:"schemaVersion"`
 	Revision        string           `json:"revision,omitempty"`
-	Gateway         Gateway          `json:"gateway"`
+	Gateway         Gateway          `json:"gateway,omitempty"`
 	Policy          string           `json:"policy,omitempty"`
 	PolicyFragments []PolicyFragment `json:"policyFragments,omitempty"`
 	APIs            []API            `json:"apis,omitempty"`
@@ -180,7 +180,7 @@ type APIVersionSetProperties struct {
 // Product groups APIs for subscriptions.
 type Product struct {
 	Name       string            `json:"name"`
-	Properties ProductProperties `json:"properties"`
+	Properties ProductProperties `json:"properties,omitempty"`
 	// APIs lists the product's APIs by name or ARM id.
 	APIs   []string `json:"apis,omitempty"`
 	Policy string   `json:"policy,omitempty"`

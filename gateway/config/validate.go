@@ -318,7 +318,6 @@ func (v *validator) operations(p string, a *API) {
 	shapes := map[string]int{}
 	for j := range a.Operations {
 		op := &a.Operations[j]
-		op.Properties.Method = strings.TrimSpace(op.Properties.Method)
 		oprefix := fmt.Sprintf("%s.operations[%d]", p, j)
 		if op.Name == "" {
 			v.add(oprefix+".name", "is required")
@@ -328,7 +327,7 @@ func (v *validator) operations(p string, a *API) {
 			names[strings.ToLower(op.Name)] = j
 		}
 		pp := oprefix + ".properties"
-		if !methodPattern.MatchString(op.Properties.Method) {
+		if !methodPattern.MatchString(strings.TrimSpace(op.Properties.Method)) {
 			v.add(pp+".method", "%q is not an HTTP method (or '*')", op.Properties.Method)
 		}
 		t, err := urltemplate.Parse(op.Properties.URLTemplate)
@@ -345,7 +344,7 @@ func (v *validator) operations(p string, a *API) {
 				v.add(fmt.Sprintf("%s.templateParameters[%d].name", pp, k), "parameter %q does not appear in urlTemplate %q", tp.Name, op.Properties.URLTemplate)
 			}
 		}
-		shape := strings.ToUpper(op.Properties.Method) + " " + t.Shape()
+		shape := strings.ToUpper(strings.TrimSpace(op.Properties.Method)) + " " + t.Shape()
 		if k, dup := shapes[shape]; dup {
 			v.add(pp+".urlTemplate", "%s %s cannot be told apart from %s.operations[%d]", op.Properties.Method, op.Properties.URLTemplate, p, k)
 		}

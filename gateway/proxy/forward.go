@@ -152,7 +152,7 @@ func (f *Forwarder) setForwarded(h *fasthttp.RequestHeader, out *Outbound) {
 			b = append(b, prior...)
 			b = append(b, ", "...)
 		}
-		b = appendIP(b, out.ClientIP)
+		b = AppendIP(b, out.ClientIP)
 		f.hb.tmp = b
 		h.SetBytesV("X-Forwarded-For", b)
 	}
@@ -164,7 +164,8 @@ func (f *Forwarder) setForwarded(h *fasthttp.RequestHeader, out *Outbound) {
 	}
 }
 
-func appendIP(b []byte, ip net.IP) []byte {
+// AppendIP appends the text form of ip, without allocating for IPv4.
+func AppendIP(b []byte, ip net.IP) []byte {
 	if ip4 := ip.To4(); ip4 != nil {
 		for i, o := range ip4 {
 			if i > 0 {

@@ -31,6 +31,9 @@ type Options struct {
 	DialTimeout time.Duration
 	// ReadBufferSize limits backend response header size (default 16 KiB).
 	ReadBufferSize int
+	// Dial replaces TCP dialing; benchmarks use it to reach an in-memory
+	// backend. Nil dials TCP with DialTimeout.
+	Dial fasthttp.DialFunc
 }
 
 // Target identifies a backend client: connections are shared by all APIs
@@ -147,6 +150,9 @@ func (p *Pool) newClient(t Target) *fasthttp.HostClient {
 		Dial: func(addr string) (net.Conn, error) {
 			return dialer.DialTimeout(addr, timeout)
 		},
+	}
+	if p.opts.Dial != nil {
+		c.Dial = p.opts.Dial
 	}
 	if t.Scheme == "https" {
 		c.IsTLS = true

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -32,6 +34,7 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, start time.
 			keyParam = rt.subs.Access(st.api).QueryName
 		}
 	}
+	st.ip = proxy.AppendIP(st.ip[:0], ctx.RemoteIP())
 	st.logBuf = appendLogURL(st.logBuf[:0], ctx.IsTLS(), st.host, st.reqURI, keyParam)
 	e = e.Str("Category", "GatewayLogs").
 		Bytes("Method", ctx.Method()).
@@ -39,7 +42,7 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, start time.
 		Int("ResponseCode", status).
 		Bool("IsRequestSuccess", status < 400 && st.lastError == "").
 		Float64("TotalTime", ms(total)).
-		Str("CallerIpAddress", ctx.RemoteIP().String()).
+		Bytes("CallerIpAddress", st.ip).
 		Bytes("CorrelationId", newCorrelationID(st.id[:])).
 		Bytes("ClientProtocol", ctx.Request.Header.Protocol()).
 		Int("RequestSize", max(ctx.Request.Header.ContentLength(), 0)).

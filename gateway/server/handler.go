@@ -27,6 +27,7 @@ type reqState struct {
 	host   []byte
 	reqURI []byte
 	logBuf []byte
+	ip     []byte
 	id     [36]byte
 
 	// What the request log reports.

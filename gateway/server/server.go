@@ -71,6 +71,8 @@ type Options struct {
 	BackendTimeout  time.Duration
 	ShutdownDelay   time.Duration
 	ShutdownTimeout time.Duration
+	// BackendDial replaces TCP dialing toward backends (benchmarks).
+	BackendDial fasthttp.DialFunc
 	// ReloadInterval is how often the snapshot is re-read even without a
 	// file system event (events can be lost on some volume types).
 	ReloadInterval time.Duration
@@ -147,7 +149,7 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 		}
 		clientTLS.RootCAs = roots
 	}
-	g.pool = proxy.NewPool(proxy.Options{TLS: clientTLS})
+	g.pool = proxy.NewPool(proxy.Options{TLS: clientTLS, Dial: opts.BackendDial})
 
 	g.tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: g.getCertificate}
 	if opts.ServerCipherSuites != "" {
