@@ -3,8 +3,6 @@ package server
 import (
 	"crypto/sha256"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -72,36 +70,6 @@ func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool) (*run
 		rt.targets[target] = true
 		rt.backends[a.Index] = apiBackend{client: pool.Client(target), scheme: target.Scheme, host: target.Host, basePath: base}
 	}
-	rt.unexecuted = policyScopes(s)
+	rt.unexecuted = s.PolicyScopes()
 	return rt, nil
-}
-
-// policyScopes names every scope that carries policy XML.
-func policyScopes(s *config.Snapshot) []string {
-	var out []string
-	if strings.TrimSpace(s.Policy) != "" {
-		out = append(out, "global")
-	}
-	for _, f := range s.PolicyFragments {
-		if strings.TrimSpace(f.Properties.Value) != "" {
-			out = append(out, "fragment "+f.Name)
-		}
-	}
-	for _, p := range s.Products {
-		if strings.TrimSpace(p.Policy) != "" {
-			out = append(out, "product "+p.Name)
-		}
-	}
-	for _, a := range s.APIs {
-		if strings.TrimSpace(a.Policy) != "" {
-			out = append(out, "api "+a.Name)
-		}
-		for _, op := range a.Operations {
-			if strings.TrimSpace(op.Policy) != "" {
-				out = append(out, "operation "+a.Name+"/"+op.Name)
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
 }

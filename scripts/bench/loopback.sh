@@ -31,6 +31,9 @@
 #   NGINX_KEEPALIVE_REQUESTS  nginx keepalive_requests, client and upstream
 #              (default 1000000: neither proxy recycles connections; nginx's
 #              own default is 1000)
+#   NGINX_IGNORE_CLIENT_ABORT  on (default, as the gateway behaves) or off
+#              (nginx's default: a request wrk abandons at the end of a run
+#              closes its upstream connection)
 #   NETNS      1 (default) to run in a private network namespace; 0 runs in
 #              the current one (no connection counting then)
 #   KEEP_TMP   1 keeps the temporary directory (configs, logs)
@@ -47,6 +50,7 @@ VARIANTS=${VARIANTS:-"direct nginx gateway gateway-reqlog"}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
 NGINX_KEEPALIVE_REQUESTS=${NGINX_KEEPALIVE_REQUESTS:-1000000}
+NGINX_IGNORE_CLIENT_ABORT=${NGINX_IGNORE_CLIENT_ABORT:-on}
 NETNS=${NETNS:-1}
 KEEP_TMP=${KEEP_TMP:-0}
 
@@ -87,7 +91,9 @@ if [ -z "${_BENCH_IN_NETNS:-}" ]; then
 fi
 PATH=$PATH:/usr/sbin:/sbin
 
-[ -x "$BIN/apim-gateway" ] && [ -x "$BIN/echo-backend" ] || die "no $BIN/apim-gateway or $BIN/echo-backend: run make build"
+if [ ! -x "$BIN/apim-gateway" ] || [ ! -x "$BIN/echo-backend" ]; then
+	die "no $BIN/apim-gateway or $BIN/echo-backend: run make build"
+fi
 BIN=$(cd "$BIN" && pwd)
 nproc_all=$(nproc --all)
 if [ "$LOAD_CPU" -ge "$nproc_all" ] || [ "$PROXY_CPU" -ge "$nproc_all" ]; then
@@ -186,6 +192,10 @@ http {
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto \$scheme;
             proxy_set_header X-Forwarded-Host \$host;
+            # Like the gateway (fasthttp finishes the backend call when the
+            # client goes away): otherwise each request wrk abandons at the
+            # end of a run closes an upstream connection.
+            proxy_ignore_client_abort $NGINX_IGNORE_CLIENT_ABORT;
         }
     }
 }
@@ -244,7 +254,7 @@ done
 proxy_pids() {
 	case $1 in
 	direct) ;;
-	nginx) echo "${proc[nginx]}" $(pgrep -P "${proc[nginx]}" || true) ;;
+	nginx) echo "${proc[nginx]}" "$(pgrep -d ' ' -P "${proc[nginx]}" || true)" ;;
 	*) echo "${proc[$1]}" ;;
 	esac
 }
@@ -272,11 +282,13 @@ core_busy() { # CPU: busy ticks (user nice system irq softirq steal)
 	awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 }
 child_ticks() { # user+system CPU of this shell's reaped children, in ticks
-	times | awk -v hz="$CLK_TCK" 'NR == 2 {
+	# `times` must run in this shell, not in a pipe or $(...) subshell.
+	times >"$tmp/times"
+	awk -v hz="$CLK_TCK" 'NR == 2 {
 		t = 0
 		for (i = 1; i <= 2; i++) { split($i, a, "m"); sub(/s$/, "", a[2]); t += a[1] * 60 + a[2] }
 		printf "%d\n", t * hz + 0.5
-	}'
+	}' "$tmp/times"
 }
 
 # --- functional check: every variant answers 200 with the 100-byte body, and
@@ -319,7 +331,8 @@ measure() { # VARIANT CONNS RUN
 	s0=$(backend_syns)
 	p0=$(cpu_ticks ${pp[@]+"${pp[@]}"})
 	b0=$(cpu_ticks "$backend_pid")
-	w0=$(child_ticks)
+	child_ticks >"$tmp/w0"
+	w0=$(cat "$tmp/w0")
 	l0=$(core_busy "$LOAD_CPU")
 	q0=$(core_busy "$PROXY_CPU")
 	t0=$(date +%s%N)
@@ -327,7 +340,8 @@ measure() { # VARIANT CONNS RUN
 	t1=$(date +%s%N)
 	l1=$(core_busy "$LOAD_CPU")
 	q1=$(core_busy "$PROXY_CPU")
-	w1=$(child_ticks)
+	child_ticks >"$tmp/w1"
+	w1=$(cat "$tmp/w1")
 	b1=$(cpu_ticks "$backend_pid")
 	p1=$(cpu_ticks ${pp[@]+"${pp[@]}"})
 	s1=$(backend_syns)
@@ -347,8 +361,8 @@ measure() { # VARIANT CONNS RUN
 	log "$(printf '  %-15s -c %-4s run %s: %8.0f req/s%s' "$v" "$c" "$r" "$rps" "$note")"
 }
 
-variants=($VARIANTS)
-conns=($CONNS)
+read -r -a variants <<<"$VARIANTS"
+read -r -a conns <<<"$CONNS"
 maxc=0
 for c in "${conns[@]}"; do [ "$c" -gt "$maxc" ] && maxc=$c; done
 log "warm-up: $WARMUP per variant at -c $maxc"
@@ -377,7 +391,7 @@ fasthttp=$(go version -m "$BIN/apim-gateway" 2>/dev/null | awk '$2 == "github.co
 	echo "- Tools: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }'), gateway $("$BIN/apim-gateway" version 2>/dev/null || echo '?') with fasthttp ${fasthttp:-?}"
 	echo "- Background load: $idle_note (should be near 0)"
 	echo "- Request: GET /bench/resource with the Ocp-Apim-Subscription-Key header, 100-byte response body; nginx checks the key with a map + if (401 otherwise), like the gateway"
-	echo "- nginx: worker_processes 1, access_log off, upstream keepalive 256, keepalive_requests $NGINX_KEEPALIVE_REQUESTS (client and upstream)"
+	echo "- nginx: worker_processes 1, access_log off, upstream keepalive 256, keepalive_requests $NGINX_KEEPALIVE_REQUESTS (client and upstream), proxy_ignore_client_abort $NGINX_IGNORE_CLIENT_ABORT"
 	if [ "$count_syns" = 1 ]; then
 		echo "- Backend connections: SYNs to the backend port (iptables counter, private network namespace), pooled over all runs"
 	else

@@ -95,7 +95,7 @@ END {
 		cl[j + 1] = t
 	}
 
-	print "| variant | conns | runs | req/s median [min–max] | p50 ms | p99 ms | proxy CPU µs/req median [min–max] | backend conns per 1k req | RSS MiB | errors |"
+	print "| variant | conns | runs | req/s median [min–max] | p50 ms (median) | p99 ms (median) | proxy CPU µs/req median [min–max] | backend conns per 1k req | RSS MiB | errors |"
 	print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	for (ci = 1; ci <= nc; ci++) {
 		c = cl[ci]

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -160,6 +161,9 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	ops := 0
 	for _, a := range s.APIs {
 		ops += len(a.Operations)
+	}
+	if scopes := s.PolicyScopes(); len(scopes) > 0 {
+		fmt.Fprintf(stdout, "%s: warning: policies at %d scope(s) are not executed by this gateway version: %s\n", *path, len(scopes), strings.Join(scopes, ", "))
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d APIs, %d operations, %d products, %d subscriptions)\n", *path, len(s.APIs), ops, len(s.Products), len(s.Subscriptions))
 	return 0
