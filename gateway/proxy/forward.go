@@ -19,9 +19,11 @@ const (
 
 // hopByHop are the RFC 9110 section 7.6.1 connection-specific headers a
 // proxy must not forward, plus Proxy-Connection which old clients send.
+// Transfer-Encoding is not listed: fasthttp keeps framing out of the
+// header map and frames the outgoing body itself.
 var hopByHop = []string{
 	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-	"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+	"Proxy-Authorization", "TE", "Trailer", "Upgrade",
 }
 
 // headerBuf is scratch space for one request. Not safe for concurrent use.
@@ -113,13 +115,12 @@ func (f *Forwarder) stripHopByHop(h header) {
 	for i := range n {
 		h.DelBytes(f.hb.names[i])
 	}
+	// Peek before Del: most requests carry none of these, and a miss is
+	// cheaper than a delete (measured: BenchmarkStripHopByHop).
 	for _, name := range hopByHop {
-		if name == "Transfer-Encoding" {
-			// fasthttp keeps framing out of the header map and frames the
-			// outgoing body itself.
-			continue
+		if h.Peek(name) != nil {
+			h.Del(name)
 		}
-		h.Del(name)
 	}
 }
 

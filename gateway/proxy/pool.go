@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/netconn"
 )
 
 // Options tune every backend client. Zero values pick the defaults noted.
@@ -148,7 +150,11 @@ func (p *Pool) newClient(t Target) *fasthttp.HostClient {
 		MaxIdemponentCallAttempts: 1,
 		StreamResponseBody:        true,
 		Dial: func(addr string) (net.Conn, error) {
-			return dialer.DialTimeout(addr, timeout)
+			c, err := dialer.DialTimeout(addr, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return &netconn.YieldConn{Conn: c}, nil
 		},
 	}
 	if p.opts.Dial != nil {

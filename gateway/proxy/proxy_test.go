@@ -125,3 +125,18 @@ func TestPoolKeepsClients(t *testing.T) {
 		t.Error("Retain kept a dropped client")
 	}
 }
+
+func BenchmarkStripHopByHop(b *testing.B) {
+	var req fasthttp.Request
+	req.Header.SetMethod("GET")
+	req.SetRequestURI("/orders/42")
+	for _, kv := range [][2]string{{"Host", "api.contoso.com"}, {"User-Agent", "client/1.0"}, {"Accept", "*/*"},
+		{"Ocp-Apim-Subscription-Key", "k"}, {"X-Request-Id", "abc"}} {
+		req.Header.Set(kv[0], kv[1])
+	}
+	var f Forwarder
+	b.ReportAllocs()
+	for b.Loop() {
+		f.stripHopByHop(&req.Header)
+	}
+}

@@ -110,7 +110,7 @@ END {
 	}
 
 	print ""
-	print "Ratios of medians (throughput: req/s; CPU: proxy CPU µs per request; lower CPU is better):"
+	print "Ratios of medians (throughput: req/s; CPU: proxy CPU µs per request, lower is better; \"direct\" has no proxy, so the gateway's CPU/request is set against the echo backend's, a fasthttp server that only answers):"
 	print ""
 	for (ci = 1; ci <= nc; ci++) {
 		c = cl[ci]
@@ -119,10 +119,11 @@ END {
 			if (v !~ /^gateway/) continue
 			key = v SUBSEP c; ng = "nginx" SUBSEP c; dk = "direct" SUBSEP c
 			if (!(key in runs)) continue
-			printf "- -c %s %s: throughput %s nginx, %s direct; CPU/request %s nginx\n", c, v,
+			printf "- -c %s %s: throughput %s nginx, %s direct; CPU/request %s nginx, %s the backend's own CPU/request in direct\n", c, v,
 				ratio(median(key SUBSEP "rps"), median(ng SUBSEP "rps")),
 				ratio(median(key SUBSEP "rps"), median(dk SUBSEP "rps")),
-				ratio(median(key SUBSEP "cpu"), median(ng SUBSEP "cpu"))
+				ratio(median(key SUBSEP "cpu"), median(ng SUBSEP "cpu")),
+				ratio(median(key SUBSEP "cpu"), median(dk SUBSEP "becpu"))
 		}
 	}
 
