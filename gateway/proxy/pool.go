@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/seed393f6fe3/apim-arc-gateway/gateway/netconn"
 )
 
 // Options tune every backend client. Zero values pick the defaults noted.
@@ -150,11 +148,7 @@ func (p *Pool) newClient(t Target) *fasthttp.HostClient {
 		MaxIdemponentCallAttempts: 1,
 		StreamResponseBody:        true,
 		Dial: func(addr string) (net.Conn, error) {
-			c, err := dialer.DialTimeout(addr, timeout)
-			if err != nil {
-				return nil, err
-			}
-			return &netconn.YieldConn{Conn: c}, nil
+			return dialer.DialTimeout(addr, timeout)
 		},
 	}
 	if p.opts.Dial != nil {

@@ -23,7 +23,6 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
-	"github.com/seed393f6fe3/apim-arc-gateway/gateway/netconn"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 )
 
@@ -312,12 +311,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		servers = append(servers, s)
 		go func() { errc <- s.Serve(ln) }()
 	}
-	serve(g.newServer("http"), netconn.YieldListener{Listener: httpLn})
+	serve(g.newServer("http"), httpLn)
 	if httpsLn != nil {
 		if g.fallback == nil && !g.hasSnapshotCertificates() {
 			g.log.Warn().Str("addr", httpsLn.Addr().String()).Msg("https listener has no certificate yet: handshakes fail until the snapshot or --tls-cert-file provides one")
 		}
-		serve(g.newServer("https"), tls.NewListener(netconn.YieldListener{Listener: httpsLn}, g.tlsConfig))
+		serve(g.newServer("https"), tls.NewListener(httpsLn, g.tlsConfig))
 	}
 	if telLn != nil {
 		tel := &fasthttp.Server{Handler: g.handleTelemetry, NoDefaultServerHeader: true, ReadTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, Logger: fasthttpLogger{g.log}}
