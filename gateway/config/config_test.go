@@ -660,96 +660,74 @@ func TestScopeKind(t *testing.T) {
 
 func TestOperationMethods(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name   string
-		method string
-		valid  bool
-	}{
-		{name: "GET", method: "GET", valid: true},
-		{name: "lower case", method: "patch", valid: true},
-		{name: "any", method: "*", valid: true},
-		{name: "extension method", method: "M-SEARCH", valid: true},
-		{name: "digits", method: "BIND2", valid: true},
-		{name: "spaces around", method: " POST ", valid: true},
-		{name: "empty", method: ""},
-		{name: "two methods", method: "GET,POST"},
-		{name: "space inside", method: "GET POST"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			doc := fmt.Sprintf(`{"schemaVersion": "1.0", "apis": [{"name": "echo", "properties": {"path": "echo"},
-				"operations": [{"name": "op", "properties": {"method": %q, "urlTemplate": "/"}}]}]}`, tt.method)
-			issues := parseIssues(t, doc)
-			if tt.valid && issues != nil {
-				t.Errorf("method %q rejected: %v", tt.method, issues)
-			}
-			if !tt.valid && !slices.Equal(issuePaths(issues), []string{"$.apis[0].operations[0].properties.method"}) {
-				t.Errorf("method %q: issues = %v", tt.method, issues)
-			}
+	checkField(t, `{"schemaVersion": "1.0", "apis": [{"name": "echo", "properties": {"path": "echo"},
+		"operations": [{"name": "op", "properties": {"method": %q, "urlTemplate": "/"}}]}]}`,
+		"$.apis[0].operations[0].properties.method", []fieldCase{
+			{name: "GET", value: "GET", valid: true},
+			{name: "lower case", value: "patch", valid: true},
+			{name: "any", value: "*", valid: true},
+			{name: "extension method", value: "M-SEARCH", valid: true},
+			{name: "digits", value: "BIND2", valid: true},
+			{name: "spaces around", value: " POST ", valid: true},
+			{name: "empty", value: ""},
+			{name: "two methods", value: "GET,POST"},
+			{name: "space inside", value: "GET POST"},
 		})
-	}
 }
 
 func TestSubscriptionKeyHeaderNames(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name   string
-		header string
-		valid  bool
-	}{
-		{name: "default", header: "Ocp-Apim-Subscription-Key", valid: true},
-		{name: "with digits", header: "X-Api-Key-V2", valid: true},
-		{name: "space", header: "X Key"},
-		{name: "colon", header: "X-Key:"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			doc := fmt.Sprintf(`{"schemaVersion": "1.0", "apis": [{"name": "echo",
-				"properties": {"path": "echo", "subscriptionKeyParameterNames": {"header": %q}}}]}`, tt.header)
-			issues := parseIssues(t, doc)
-			if tt.valid && issues != nil {
-				t.Errorf("header %q rejected: %v", tt.header, issues)
-			}
-			if !tt.valid && !slices.Equal(issuePaths(issues), []string{"$.apis[0].properties.subscriptionKeyParameterNames.header"}) {
-				t.Errorf("header %q: issues = %v", tt.header, issues)
-			}
+	checkField(t, `{"schemaVersion": "1.0", "apis": [{"name": "echo",
+		"properties": {"path": "echo", "subscriptionKeyParameterNames": {"header": %q}}}]}`,
+		"$.apis[0].properties.subscriptionKeyParameterNames.header", []fieldCase{
+			{name: "default", value: "Ocp-Apim-Subscription-Key", valid: true},
+			{name: "with digits", value: "X-Api-Key-V2", valid: true},
+			{name: "space", value: "X Key"},
+			{name: "colon", value: "X-Key:"},
 		})
-	}
 }
 
 func TestDurations(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		duration string
-		valid    bool
-	}{
-		{name: "minute", duration: "PT1M", valid: true},
-		{name: "fractional seconds", duration: "PT0.5S", valid: true},
-		{name: "day and hours", duration: "P1DT12H", valid: true},
-		{name: "weeks", duration: "P2W", valid: true},
-		{name: "months, not minutes", duration: "P1M", valid: true},
-		{name: "empty", duration: ""},
-		{name: "only P", duration: "P"},
-		{name: "only PT", duration: "PT"},
-		{name: "dangling T", duration: "P1DT"},
-		{name: "Go duration", duration: "30s"},
-		{name: "lower case", duration: "pt1m"},
-		{name: "negative", duration: "-PT1M"},
-	}
-	for _, tt := range tests {
+	checkField(t, `{"schemaVersion": "1.0", "backends": [{"name": "b", "properties": {"url": "https://b.example",
+		"circuitBreaker": {"rules": [{"name": "r", "failureCondition": {"count": 1, "interval": "PT1M"}, "tripDuration": %q}]}}}]}`,
+		"$.backends[0].properties.circuitBreaker.rules[0].tripDuration", []fieldCase{
+			{name: "minute", value: "PT1M", valid: true},
+			{name: "fractional seconds", value: "PT0.5S", valid: true},
+			{name: "day and hours", value: "P1DT12H", valid: true},
+			{name: "weeks", value: "P2W", valid: true},
+			{name: "months, not minutes", value: "P1M", valid: true},
+			{name: "empty", value: ""},
+			{name: "only P", value: "P"},
+			{name: "only PT", value: "PT"},
+			{name: "dangling T", value: "P1DT"},
+			{name: "Go duration", value: "30s"},
+			{name: "lower case", value: "pt1m"},
+			{name: "negative", value: "-PT1M"},
+		})
+}
+
+// fieldCase is one value of a single field and whether the loader must
+// accept it.
+type fieldCase struct {
+	name  string
+	value string
+	valid bool
+}
+
+// checkField parses docFormat with each value in place of its %q and
+// expects no issue for a valid value and exactly one, at path, otherwise.
+func checkField(t *testing.T, docFormat, path string, cases []fieldCase) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			doc := fmt.Sprintf(`{"schemaVersion": "1.0", "backends": [{"name": "b", "properties": {"url": "https://b.example",
-				"circuitBreaker": {"rules": [{"name": "r", "failureCondition": {"count": 1, "interval": "PT1M"}, "tripDuration": %q}]}}}]}`, tt.duration)
-			issues := parseIssues(t, doc)
+			issues := parseIssues(t, fmt.Sprintf(docFormat, tt.value))
 			if tt.valid && issues != nil {
-				t.Errorf("duration %q rejected: %v", tt.duration, issues)
+				t.Errorf("%q rejected: %v", tt.value, issues)
 			}
-			if !tt.valid && !slices.Equal(issuePaths(issues), []string{"$.backends[0].properties.circuitBreaker.rules[0].tripDuration"}) {
-				t.Errorf("duration %q: issues = %v", tt.duration, issues)
+			if !tt.valid && !slices.Equal(issuePaths(issues), []string{path}) {
+				t.Errorf("%q: issues = %v, want one at %s", tt.value, issues, path)
 			}
 		})
 	}
