@@ -39,6 +39,18 @@ func TestRequestPathAllocations(t *testing.T) {
 	}
 }
 
+// A typical policy stack adds no allocation of its own.
+func TestPolicyPathAllocations(t *testing.T) {
+	g := inMemoryGatewayWith(t, typicalPolicy)
+	ctx := newCtx()
+	if code := serveOne(g, ctx, "/bench/items/42?x=1", "bench-key-000000000001"); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if allocs := testing.AllocsPerRun(200, func() { serveOne(g, ctx, "/bench/items/42?x=1", "bench-key-000000000001") }); allocs > 4 {
+		t.Errorf("%.1f allocations per request through policies, want at most the 4 of response streaming", allocs)
+	}
+}
+
 // Request logging at full sampling stays allocation-free too.
 func TestRequestLogAllocations(t *testing.T) {
 	g := inMemoryGateway(t)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -13,7 +14,7 @@ import (
 )
 
 const benchSnapshot = `{"schemaVersion": "1.0",
- "apis": [{"name": "bench", "properties": {"path": "bench", "serviceUrl": "http://backend.local/svc"},
+ "apis": [{"name": "bench", "properties": {"path": "bench", "serviceUrl": "http://backend.local/svc"}, "policy": "POLICY",
    "operations": [
      {"name": "get-item", "properties": {"method": "GET", "urlTemplate": "/items/{id}"}},
      {"name": "list", "properties": {"method": "GET", "urlTemplate": "/items"}}]}],
@@ -23,7 +24,20 @@ const benchSnapshot = `{"schemaVersion": "1.0",
 // inMemoryGateway is a gateway whose backend is a fasthttp server on an
 // in-memory listener answering 100 bytes: the gateway's request path is
 // measured without kernel networking.
+// typicalPolicy is a common policy stack without expressions.
+const typicalPolicy = `<policies><inbound><base />` +
+	`<set-header name=\"X-Request-Source\" exists-action=\"override\"><value>gateway</value></set-header>` +
+	`<set-header name=\"X-Debug\" exists-action=\"delete\" />` +
+	`<rewrite-uri template=\"/v2/items/{id}\" />` +
+	`<set-backend-service base-url=\"http://backend.local/api\" />` +
+	`</inbound><backend><forward-request timeout=\"30\" /></backend>` +
+	`<outbound><base /><set-header name=\"X-Powered-By\" exists-action=\"delete\" /></outbound></policies>`
+
 func inMemoryGateway(tb testing.TB) *Gateway {
+	return inMemoryGatewayWith(tb, "")
+}
+
+func inMemoryGatewayWith(tb testing.TB, policy string) *Gateway {
 	tb.Helper()
 	ln := fasthttputil.NewInmemoryListener()
 	body := bytes.Repeat([]byte("x"), 100)
@@ -32,7 +46,8 @@ func inMemoryGateway(tb testing.TB) *Gateway {
 	tb.Cleanup(func() { _ = be.Shutdown(); _ = ln.Close() })
 
 	dir := tb.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "snapshot.json"), []byte(benchSnapshot), 0o600); err != nil {
+	snap := strings.Replace(benchSnapshot, "POLICY", policy, 1)
+	if err := os.WriteFile(filepath.Join(dir, "snapshot.json"), []byte(snap), 0o600); err != nil {
 		tb.Fatal(err)
 	}
 	opts := testOptions(dir)
@@ -92,6 +107,21 @@ func benchmarkRequest(b *testing.B, uri, key string, want int) {
 // backend round trip over an in-memory connection, response.
 func BenchmarkRequestForwarded(b *testing.B) {
 	benchmarkRequest(b, "/bench/items/42?x=1", "bench-key-000000000001", 200)
+}
+
+// The same request through a typical policy stack: two set-header,
+// rewrite-uri, set-backend-service, forward-request with a timeout and an
+// outbound set-header.
+func BenchmarkRequestForwardedWithPolicies(b *testing.B) {
+	g := inMemoryGatewayWith(b, typicalPolicy)
+	ctx := newCtx()
+	if code := serveOne(g, ctx, "/bench/items/42?x=1", "bench-key-000000000001"); code != 200 {
+		b.Fatalf("status %d", code)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		serveOne(g, ctx, "/bench/items/42?x=1", "bench-key-000000000001")
+	}
 }
 
 func BenchmarkRequestMissingKey(b *testing.B) {

@@ -13,8 +13,9 @@ import (
 // spaces inside the braces, so clients that parse or compare it keep
 // working (reference/gateway.md, part C).
 type apimError struct {
-	status int
-	body   []byte
+	status  int
+	message string
+	body    []byte
 }
 
 func newAPIMError(status int, message string) apimError {
@@ -23,7 +24,7 @@ func newAPIMError(status int, message string) apimError {
 	b = append(b, `, "message": `...)
 	b = strconv.AppendQuote(b, message)
 	b = append(b, ` }`...)
-	return apimError{status: status, body: b}
+	return apimError{status: status, message: message, body: b}
 }
 
 // The errors the gateway itself produces. They are immutable after

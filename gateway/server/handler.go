@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/router"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/subscription"
@@ -22,6 +23,9 @@ type reqState struct {
 	fwd   proxy.Forwarder
 	out   proxy.Outbound
 	uri   []byte
+	preq  policy.Request
+	// secure: the request came over TLS (or a trusted X-Forwarded-Proto).
+	secure bool
 	// host and reqURI keep the client's Host and request-target: forwarding
 	// rewrites both in the request.
 	host   []byte
@@ -42,7 +46,7 @@ type reqState struct {
 
 func (st *reqState) reset() {
 	st.api, st.op, st.sub, st.product = nil, nil, nil, ""
-	st.backendCode, st.backendTime, st.lastError = 0, 0, ""
+	st.backendCode, st.backendTime, st.lastError, st.secure = 0, 0, "", false
 	st.rreq = router.Request{}
 	st.out = proxy.Outbound{}
 }
@@ -138,64 +142,107 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 	}
 	st.sub, st.product = res.Subscription, res.Product
 
+	st.secure = secure
 	be := &rt.backends[api.Index]
-	if be.client == nil {
+	if pl := rt.pipeline(api, st.op, st.product); pl != nil {
+		g.runPolicies(ctx, st, pl, be)
+		return
+	}
+	if be.Client == nil {
 		st.lastError = "BackendNotConfigured"
 		g.errs.noBackend.write(ctx)
 		return
 	}
+	if e := g.forward(ctx, st, be, st.match.Suffix, ctx.URI().QueryString(), g.opts.BackendTimeout); e != nil {
+		e.write(ctx)
+	}
+}
+
+// forward sends the request to up, at up's base path plus path, with
+// query. On failure it records LastErrorReason and returns the answer to
+// give.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, up *policy.Upstream, path string, query []byte, timeout time.Duration) *apimError {
 	if !g.limitBody(ctx) {
 		st.lastError = "RequestEntityTooLarge"
-		g.errs.tooLarge.write(ctx)
-		return
+		return &g.errs.tooLarge
 	}
-
-	st.uri = append(st.uri[:0], be.basePath...)
-	st.uri = append(st.uri, st.match.Suffix...)
+	st.uri = append(st.uri[:0], up.BasePath...)
+	st.uri = append(st.uri, path...)
 	if len(st.uri) == 0 || st.uri[0] != '/' {
 		st.uri = append(st.uri[:0], '/')
-		st.uri = append(st.uri, be.basePath...)
-		st.uri = append(st.uri, st.match.Suffix...)
+		st.uri = append(st.uri, up.BasePath...)
+		st.uri = append(st.uri, path...)
 	}
-	if qs := ctx.URI().QueryString(); len(qs) > 0 {
+	if len(query) > 0 {
 		st.uri = append(st.uri, '?')
-		st.uri = append(st.uri, qs...)
+		st.uri = append(st.uri, query...)
 	}
 	proto := "http"
-	if secure {
+	if st.secure {
 		proto = "https"
 	}
+	if timeout <= 0 {
+		timeout = g.opts.BackendTimeout
+	}
 	st.out = proxy.Outbound{
-		Client:       be.client,
-		Scheme:       be.scheme,
-		Host:         be.host,
+		Client:       up.Client,
+		Scheme:       up.Scheme,
+		Host:         up.Host,
 		PathAndQuery: st.uri,
-		Timeout:      g.opts.BackendTimeout,
+		Timeout:      timeout,
 		ClientIP:     ctx.RemoteIP(),
 		Proto:        proto,
 		OriginalHost: st.host,
 	}
-
 	began := time.Now()
 	err := st.fwd.Do(&ctx.Request, &ctx.Response, &st.out)
 	st.backendTime = time.Since(began)
 	if err != nil {
-		reason, status := proxy.Reason(err)
-		st.lastError = reason
 		if errors.Is(err, errBodyTooLarge) {
 			st.lastError = "RequestEntityTooLarge"
-			g.errs.tooLarge.write(ctx)
-			return
+			return &g.errs.tooLarge
 		}
+		reason, status := proxy.Reason(err)
+		st.lastError = reason
+		g.log.Debug().Err(err).Str("api", st.api.Name).Msg("backend request failed")
 		if status == fasthttp.StatusGatewayTimeout {
-			g.errs.gatewayTimeout.write(ctx)
-		} else {
-			g.errs.badGateway.write(ctx)
+			return &g.errs.gatewayTimeout
 		}
-		g.log.Debug().Err(err).Str("api", api.Name).Msg("backend request failed")
-		return
+		return &g.errs.badGateway
 	}
 	st.backendCode = ctx.Response.StatusCode()
+	return nil
+}
+
+// runPolicies runs the request through its policy pipeline; the backend
+// call happens where the pipeline's forward-request is.
+func (g *Gateway) runPolicies(ctx *fasthttp.RequestCtx, st *reqState, pl *policy.Pipeline, be *policy.Upstream) {
+	pr := &st.preq
+	pr.Reset()
+	pr.Ctx, pr.API, pr.Operation, pr.Match, pr.Product = ctx, st.api, st.op, &st.match, st.product
+	pr.Forward, pr.State = g.forwardFn, st
+	if be.Client != nil {
+		pr.Backend = be
+	}
+	pr.Path = append(pr.Path, st.match.Suffix...)
+	pr.Query = append(pr.Query, ctx.URI().QueryString()...)
+	pl.Run(pr)
+	if pr.LastError != nil && st.lastError == "" {
+		st.lastError = pr.LastError.Reason
+	}
+}
+
+// forwardForPolicy is forward-request's way to the backend.
+func (g *Gateway) forwardForPolicy(r *policy.Request, o policy.ForwardOptions) error {
+	st := r.State.(*reqState)
+	if r.Backend == nil {
+		st.lastError = "BackendNotConfigured"
+		return &policy.Error{Reason: "BackendNotConfigured", Message: "Internal server error", Status: fasthttp.StatusInternalServerError}
+	}
+	if e := g.forward(r.Ctx, st, r.Backend, b2s(r.Path), r.Query, o.Timeout); e != nil {
+		return &policy.Error{Reason: st.lastError, Message: e.message, Status: e.status}
+	}
+	return nil
 }
 
 // denied answers 401 with API Management's status text and

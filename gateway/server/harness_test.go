@@ -171,6 +171,11 @@ func (b *backend) connections() int {
 func echoHandler(ctx *fasthttp.RequestCtx) {
 	e := echoed{Method: string(ctx.Method()), URI: string(ctx.RequestURI()), Headers: map[string]string{}, Body: string(ctx.PostBody())}
 	for k, v := range ctx.Request.Header.All() {
+		// Repeated headers are joined, as HTTP allows.
+		if prev, ok := e.Headers[string(k)]; ok {
+			e.Headers[string(k)] = prev + ", " + string(v)
+			continue
+		}
 		e.Headers[string(k)] = string(v)
 	}
 	ctx.SetContentType("application/json")

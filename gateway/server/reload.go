@@ -14,6 +14,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
 )
 
 // Reload reads the snapshot and, when it changed, compiles it and swaps it
@@ -55,7 +56,7 @@ func (g *Gateway) Reload() error {
 		}
 		return err
 	}
-	rt, err := compile(snap, hash, g.pool)
+	rt, err := compile(snap, hash, g.pool, policy.Options{Strict: g.opts.StrictPolicies})
 	if err != nil {
 		g.metrics.reloadFailures.Add(1)
 		return fmt.Errorf("config %q: %w", file, err)
@@ -70,9 +71,9 @@ func (g *Gateway) Reload() error {
 	} else {
 		ev.Msg("configuration reloaded")
 	}
-	if len(rt.unexecuted) > 0 {
-		g.log.Warn().Strs("scopes", rt.unexecuted).
-			Msg("policies are present but this gateway version does not execute policies yet; requests are served without them")
+	for _, w := range rt.policyWarnings {
+		g.log.Warn().Str("policy", w.Policy).Str("scope", w.Location.String()).Int("line", w.Pos.Line).Int("column", w.Pos.Col).
+			Msg(w.Message)
 	}
 	return nil
 }

@@ -135,16 +135,3 @@ func TestBadSnapshotKeepsServing(t *testing.T) {
 		t.Errorf("after a broken document: status %d", r.status)
 	}
 }
-
-// Policies are not executed yet: the gateway says so once per load, naming
-// the scopes, instead of pretending.
-func TestPoliciesReportedAsNotExecuted(t *testing.T) {
-	be := startBackend(t, nil)
-	snap := strings.Replace(snapshotFor(be.addr), `"schemaVersion": "1.0",`,
-		`"schemaVersion": "1.0", "policy": "<policies><inbound><base/></inbound></policies>",`, 1)
-	snap = strings.Replace(snap, `{"name": "order", "properties": {"method": "GET", "urlTemplate": "/users/{id}/orders/{orderId}"}}`,
-		`{"name": "order", "properties": {"method": "GET", "urlTemplate": "/users/{id}/orders/{orderId}"}, "policy": "<policies/>"}`, 1)
-	h := startGateway(t, snap, nil)
-	logs := h.logs.String()
-	mustContain(t, "load warning", logs, "does not execute policies", `"global"`, `"operation echo/order"`)
-}

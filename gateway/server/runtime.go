@@ -3,11 +3,11 @@ package server
 import (
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/router"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/subscription"
@@ -22,25 +22,41 @@ type runtime struct {
 	loadedAt time.Time
 	table    *router.Table
 	subs     *subscription.Index
-	backends []apiBackend // by router.API.Index
+	backends []policy.Upstream // by router.API.Index; Client nil without a service URL
 	certs    *certStore
 	targets  map[proxy.Target]bool
-	// unexecuted lists the policy scopes present in the snapshot that this
-	// gateway does not run yet.
-	unexecuted []string
+	// pipelines[api][op] are the composed policies, nil when the snapshot
+	// has no policy at all (the fast path).
+	pipelines [][]opPipelines
+	// policyWarnings are the policies skipped at load.
+	policyWarnings []policy.Issue
 }
 
-type apiBackend struct {
-	client   *fasthttp.HostClient
-	scheme   string
-	host     string
-	basePath string
+// opPipelines are one operation's pipelines: without a product context,
+// and for each product whose own policy changes the result.
+type opPipelines struct {
+	none      *policy.Pipeline
+	byProduct map[string]*policy.Pipeline
+}
+
+// pipeline returns the policies for a request, nil when none apply.
+func (rt *runtime) pipeline(api *router.API, op *router.Operation, product string) *policy.Pipeline {
+	if rt.pipelines == nil {
+		return nil
+	}
+	ops := &rt.pipelines[api.Index][op.Index]
+	if product != "" {
+		if p := ops.byProduct[strings.ToLower(product)]; p != nil {
+			return p
+		}
+	}
+	return ops.none
 }
 
 // compile builds a runtime from a validated snapshot. Backend clients come
 // from pool, so targets unchanged since the last configuration keep their
 // connections.
-func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool) (*runtime, error) {
+func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool, opts policy.Options) (*runtime, error) {
 	table, err := router.Compile(s)
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
@@ -55,7 +71,7 @@ func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool) (*run
 		loadedAt: time.Now(),
 		table:    table,
 		subs:     subscription.Compile(s, table),
-		backends: make([]apiBackend, len(table.APIs)),
+		backends: make([]policy.Upstream, len(table.APIs)),
 		certs:    certs,
 		targets:  map[proxy.Target]bool{},
 	}
@@ -68,8 +84,67 @@ func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool) (*run
 			return nil, fmt.Errorf("api %q: %w", a.Name, err)
 		}
 		rt.targets[target] = true
-		rt.backends[a.Index] = apiBackend{client: pool.Client(target), scheme: target.Scheme, host: target.Host, basePath: base}
+		rt.backends[a.Index] = policy.Upstream{Client: pool.Client(target), Scheme: target.Scheme, Host: target.Host, BasePath: base}
 	}
-	rt.unexecuted = s.PolicyScopes()
+	if len(s.PolicyScopes()) > 0 {
+		if err := rt.compilePolicies(s, pool, opts); err != nil {
+			return nil, err
+		}
+	}
 	return rt, nil
+}
+
+// compilePolicies compiles every policy document and composes one
+// pipeline per operation and product context.
+func (rt *runtime) compilePolicies(s *config.Snapshot, pool *proxy.Pool, opts policy.Options) error {
+	opts.Client = pool.Client
+	set := policy.NewSet(s, opts)
+	global := set.Compile(policy.Location{Scope: policy.ScopeGlobal}, s.Policy)
+	products := map[string]*policy.Document{}
+	productsOf := map[string][]string{} // API base name -> products with a policy
+	for i := range s.Products {
+		p := &s.Products[i]
+		doc := set.Compile(policy.Location{Scope: policy.ScopeProduct, Name: p.Name}, p.Policy)
+		if doc == nil {
+			continue
+		}
+		key := strings.ToLower(p.Name)
+		products[key] = doc
+		for _, ref := range p.APIs {
+			api := strings.ToLower(config.BaseName(config.RefName(ref, "apis")))
+			productsOf[api] = append(productsOf[api], key)
+		}
+	}
+	rt.pipelines = make([][]opPipelines, len(rt.table.APIs))
+	for _, a := range rt.table.APIs {
+		apiDoc := set.Compile(policy.Location{Scope: policy.ScopeAPI, Name: a.Name}, a.Config.Policy)
+		ops := make([]opPipelines, len(a.Operations))
+		for _, op := range a.Operations {
+			opDoc := set.Compile(policy.Location{Scope: policy.ScopeOperation, Name: a.Name + "/" + op.Name}, op.Config.Policy)
+			ops[op.Index].none = policy.Compose(global, apiDoc, opDoc)
+			for _, prod := range productsOf[strings.ToLower(a.BaseName)] {
+				if ops[op.Index].byProduct == nil {
+					ops[op.Index].byProduct = map[string]*policy.Pipeline{}
+				}
+				ops[op.Index].byProduct[prod] = policy.Compose(global, products[prod], apiDoc, opDoc)
+			}
+		}
+		rt.pipelines[a.Index] = ops
+	}
+	rt.policyWarnings = set.Warnings
+	if err := set.Err(); err != nil {
+		return fmt.Errorf("policies: %w", err)
+	}
+	return nil
+}
+
+// Check compiles s exactly as a reload would (routes, certificates,
+// policies) without serving it: what `apim-gateway validate` reports. It
+// returns the policies that would be skipped.
+func Check(s *config.Snapshot, strictPolicies bool) ([]policy.Issue, error) {
+	rt, err := compile(s, [sha256.Size]byte{}, proxy.NewPool(proxy.Options{}), policy.Options{Strict: strictPolicies})
+	if err != nil {
+		return nil, err
+	}
+	return rt.policyWarnings, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 )
 
@@ -77,6 +78,10 @@ type Options struct {
 	// file system event (events can be lost on some volume types).
 	ReloadInterval time.Duration
 
+	// StrictPolicies rejects a snapshot with a policy this gateway does
+	// not run, instead of skipping the policy with a warning.
+	StrictPolicies bool
+
 	// RequestLogSampling is the share of successful requests logged
 	// (0 to 1); failures are always logged.
 	RequestLogSampling float64
@@ -112,6 +117,7 @@ type Gateway struct {
 	draining   atomic.Bool
 	errs       *apimErrors
 	states     sync.Pool
+	forwardFn  policy.Forwarder
 	tlsConfig  *tls.Config
 	fallback   *tls.Certificate
 	metrics    metrics
@@ -130,6 +136,7 @@ type Gateway struct {
 func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 	g := &Gateway{opts: opts, log: log, reqLog: reqLog, errs: newAPIMErrors(), ready: make(chan struct{})}
 	g.states.New = func() any { return new(reqState) }
+	g.forwardFn = g.forwardForPolicy
 
 	clientTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if opts.ClientCipherSuites != "" {

@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/logging"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/server"
 )
 
@@ -79,6 +79,7 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Options, zerolog.L
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "then wait at most this long for in-flight requests")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", opts.ReloadInterval, "re-read the snapshot at least this often, besides file events")
 	fs.Float64Var(&opts.RequestLogSampling, "request-log-sampling", opts.RequestLogSampling, "share of successful requests logged, 0 to 1 (failures are always logged)")
+	fs.BoolVar(&opts.StrictPolicies, "strict-policies", false, "reject a snapshot with a policy this gateway does not run, instead of skipping the policy with a warning")
 	logLevel := fs.String("log-level", "info", "debug, info, warn, error or none; request logs are at info")
 	if err := fs.Parse(args); err != nil {
 		return opts, 0, err
@@ -135,6 +136,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("apim-gateway validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "snapshot file (JSON or YAML) or folder holding "+config.SnapshotFile)
+	strict := fs.Bool("strict-policies", false, "report policies this gateway does not run as errors")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -162,8 +164,21 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	for _, a := range s.APIs {
 		ops += len(a.Operations)
 	}
-	if scopes := s.PolicyScopes(); len(scopes) > 0 {
-		fmt.Fprintf(stdout, "%s: warning: policies at %d scope(s) are not executed by this gateway version: %s\n", *path, len(scopes), strings.Join(scopes, ", "))
+	warnings, err := server.Check(s, *strict)
+	if err != nil {
+		var ce *policy.CompileError
+		if errors.As(err, &ce) {
+			fmt.Fprintf(stderr, "%s: %d policy problem(s)\n", *path, len(ce.Issues))
+			for _, is := range ce.Issues {
+				fmt.Fprintf(stderr, "  %s\n", is)
+			}
+			return 1
+		}
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "%s: warning: %s\n", *path, w)
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d APIs, %d operations, %d products, %d subscriptions)\n", *path, len(s.APIs), ops, len(s.Products), len(s.Subscriptions))
 	return 0

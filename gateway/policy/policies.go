@@ -1,0 +1,647 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy/policyxml"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
+)
+
+const notYet = "this gateway version does not run it yet"
+
+// definitions lists every policy of the API Management reference: the
+// sections it may appear in, and how it compiles (nil: known, skipped with
+// the reason given).
+func definitions() map[string]policyDef {
+	skip := func(s sectionSet, why string) policyDef { return policyDef{sections: s, why: why} }
+	return map[string]policyDef{
+		"set-header":          {sections: all, compile: compileSetHeader},
+		"set-query-parameter": {sections: inb | bak, compile: compileSetQuery},
+		"set-method":          {sections: inb | one, compile: compileSetMethod},
+		"set-status":          {sections: all, compile: compileSetStatus},
+		"set-variable":        {sections: all, compile: compileSetVariable},
+		"set-body":            {sections: all, compile: compileSetBody},
+		"return-response":     {sections: all, compile: compileReturnResponse},
+		"mock-response":       {sections: inb | out | one, compile: compileMockResponse},
+		"rewrite-uri":         {sections: inb, compile: compileRewriteURI},
+		"set-backend-service": {sections: inb | bak, compile: compileSetBackend},
+		"forward-request":     {sections: bak, compile: compileForward},
+		"check-header":        {sections: inb, compile: compileCheckHeader},
+		"ip-filter":           {sections: inb | out, compile: compileIPFilter},
+		"include-fragment":    {sections: all, compile: compileIncludeFragment},
+
+		"choose":                          skip(all, "conditions are policy expressions, which "+notYet+" evaluate"),
+		"retry":                           skip(all, notYet),
+		"wait":                            skip(all, notYet),
+		"trace":                           skip(all, "request tracing is not available on this gateway"),
+		"cors":                            skip(inb, notYet),
+		"validate-jwt":                    skip(inb, notYet),
+		"authentication-basic":            skip(inb, notYet),
+		"authentication-certificate":      skip(inb, notYet),
+		"authentication-managed-identity": skip(inb, "the gateway has no managed identity token yet"),
+		"rate-limit":                      skip(inb, notYet),
+		"rate-limit-by-key":               skip(inb, notYet),
+		"quota":                           skip(inb, notYet),
+		"quota-by-key":                    skip(inb, notYet),
+		"limit-concurrency":               skip(all, notYet),
+		"cache-lookup":                    skip(inb, notYet),
+		"cache-store":                     skip(out, notYet),
+		"cache-lookup-value":              skip(all, notYet),
+		"cache-store-value":               skip(all, notYet),
+		"cache-remove-value":              skip(all, notYet),
+		"send-request":                    skip(all, notYet),
+		"send-one-way-request":            skip(all, notYet),
+		"find-and-replace":                skip(all, notYet),
+		"json-to-xml":                     skip(inb|out|one, notYet),
+		"xml-to-json":                     skip(inb|out|one, notYet),
+		"emit-metric":                     skip(all, notYet),
+		"log-to-eventhub":                 skip(all, "Azure Event Hubs logging is Azure-only"),
+		"publish-to-dapr":                 skip(all, "Dapr is not supported"),
+		"invoke-dapr-binding":             skip(all, "Dapr is not supported"),
+		"set-backend-service-dapr":        skip(all, "Dapr is not supported"),
+		"validate-content":                skip(inb|out|one, notYet),
+		"validate-parameters":             skip(inb, notYet),
+		"validate-headers":                skip(out|one, notYet),
+		"validate-status-code":            skip(out|one, notYet),
+		"validate-azure-ad-token":         skip(inb, notYet),
+		"validate-client-certificate":     skip(inb, notYet),
+		"xsl-transform":                   skip(inb|out|one, notYet),
+		"jsonp":                           skip(out, notYet),
+		"redirect-content-urls":           skip(inb|out, notYet),
+		"get-authorization-context":       skip(all, "not supported on self-hosted gateways"),
+		"set-graphql-resolver":            skip(all, "not supported on self-hosted gateways"),
+	}
+}
+
+// attr returns an attribute value or def.
+func attr(el *policyxml.Element, name, def string) string {
+	if a, ok := el.Attr(name); ok {
+		return a.Value
+	}
+	return def
+}
+
+func boolAttr(el *policyxml.Element, name string, def bool) (bool, error) {
+	v, ok := el.Attr(name)
+	if !ok {
+		return def, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(v.Value)) {
+	case "true":
+		return true, nil
+	case "false":
+		return false, nil
+	}
+	return false, fmt.Errorf("attribute %s must be true or false, found %q", name, v.Value)
+}
+
+func required(el *policyxml.Element, name string) (string, error) {
+	v, ok := el.Attr(name)
+	if !ok || strings.TrimSpace(v.Value) == "" {
+		return "", fmt.Errorf("attribute %s is required", name)
+	}
+	return v.Value, nil
+}
+
+func childTexts(el *policyxml.Element, name string) []string {
+	var out []string
+	for _, ch := range el.Children {
+		if ch.Name == name {
+			out = append(out, ch.Text)
+		}
+	}
+	return out
+}
+
+// --- set-header ---------------------------------------------------------
+
+// Headers API Management does not let set-header touch: framing and
+// connection management belong to the gateway.
+var protectedHeaders = map[string]bool{"connection": true, "content-length": true, "keep-alive": true, "transfer-encoding": true}
+
+type setHeader struct {
+	meta
+	name   string
+	action string
+	values []string
+}
+
+func compileSetHeader(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	name, err := required(el, "name")
+	if err != nil {
+		return nil, err
+	}
+	if protectedHeaders[strings.ToLower(name)] {
+		return nil, fmt.Errorf("header %s cannot be changed by a policy", name)
+	}
+	action := attr(el, "exists-action", "override")
+	switch action {
+	case "override", "skip", "append", "delete":
+	default:
+		return nil, fmt.Errorf("exists-action must be override, skip, append or delete, found %q", action)
+	}
+	return &setHeader{meta: m, name: name, action: action, values: childTexts(el, "value")}, nil
+}
+
+// header is what set-header needs of a request or response header.
+type header interface {
+	Peek(key string) []byte
+	Del(key string)
+	Add(key, value string)
+}
+
+func (s *setHeader) target(r *Request) header {
+	if r.section == Outbound || r.section == OnError {
+		return &r.Ctx.Response.Header
+	}
+	return &r.Ctx.Request.Header
+}
+
+func (s *setHeader) Exec(r *Request) error {
+	h := s.target(r)
+	switch s.action {
+	case "delete":
+		h.Del(s.name)
+		return nil
+	case "skip":
+		if h.Peek(s.name) != nil {
+			return nil
+		}
+	case "override":
+		h.Del(s.name)
+	}
+	if len(s.values) == 0 && s.action != "append" {
+		h.Add(s.name, "")
+		return nil
+	}
+	for _, v := range s.values {
+		h.Add(s.name, v)
+	}
+	return nil
+}
+
+// --- set-query-parameter --------------------------------------------------
+
+type setQuery struct {
+	meta
+	name   string
+	action string
+	values []string
+}
+
+func compileSetQuery(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	name, err := required(el, "name")
+	if err != nil {
+		return nil, err
+	}
+	action := attr(el, "exists-action", "override")
+	switch action {
+	case "override", "skip", "append", "delete":
+	default:
+		return nil, fmt.Errorf("exists-action must be override, skip, append or delete, found %q", action)
+	}
+	return &setQuery{meta: m, name: name, action: action, values: childTexts(el, "value")}, nil
+}
+
+func (s *setQuery) Exec(r *Request) error {
+	args := fasthttp.AcquireArgs()
+	defer fasthttp.ReleaseArgs(args)
+	args.ParseBytes(r.Query)
+	switch s.action {
+	case "delete":
+		args.Del(s.name)
+	case "skip":
+		if args.Has(s.name) {
+			return nil
+		}
+		fallthrough
+	case "override":
+		args.Del(s.name)
+		for _, v := range s.values {
+			args.Add(s.name, v)
+		}
+	case "append":
+		for _, v := range s.values {
+			args.Add(s.name, v)
+		}
+	}
+	r.Query = args.AppendBytes(r.Query[:0])
+	return nil
+}
+
+// --- set-method, set-status, set-variable -----------------------------------
+
+type setMethod struct {
+	meta
+	method string
+}
+
+func compileSetMethod(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	method := strings.ToUpper(strings.TrimSpace(el.Text))
+	if method == "" || strings.ContainsAny(method, " \t/") {
+		return nil, fmt.Errorf("%q is not an HTTP method", el.Text)
+	}
+	return &setMethod{meta: m, method: method}, nil
+}
+
+func (s *setMethod) Exec(r *Request) error {
+	r.Ctx.Request.Header.SetMethod(s.method)
+	return nil
+}
+
+type setStatus struct {
+	meta
+	code   int
+	reason []byte
+}
+
+func compileSetStatus(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	raw, err := required(el, "code")
+	if err != nil {
+		return nil, err
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(raw))
+	if err != nil || code < 100 || code > 599 {
+		return nil, fmt.Errorf("code %q is not an HTTP status code", raw)
+	}
+	return &setStatus{meta: m, code: code, reason: []byte(attr(el, "reason", ""))}, nil
+}
+
+func (s *setStatus) Exec(r *Request) error {
+	r.Ctx.Response.SetStatusCode(s.code)
+	if len(s.reason) > 0 {
+		r.Ctx.Response.Header.SetStatusMessage(s.reason)
+	}
+	return nil
+}
+
+type setVariable struct {
+	meta
+	name, value string
+}
+
+func compileSetVariable(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	name, err := required(el, "name")
+	if err != nil {
+		return nil, err
+	}
+	v, ok := el.Attr("value")
+	if !ok {
+		return nil, fmt.Errorf("attribute value is required")
+	}
+	return &setVariable{meta: m, name: name, value: v.Value}, nil
+}
+
+func (s *setVariable) Exec(r *Request) error {
+	if r.Vars == nil {
+		r.Vars = map[string]string{}
+	}
+	r.Vars[s.name] = s.value
+	return nil
+}
+
+// --- set-body -------------------------------------------------------------
+
+type setBody struct {
+	meta
+	body []byte
+}
+
+func compileSetBody(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	if t := attr(el, "template", ""); t != "" {
+		c.unsupported(el, "template "+t+": "+notYet)
+		return nil, nil
+	}
+	body := el.Text
+	if len(el.Children) > 0 {
+		// A literal XML payload: send it as written.
+		body = strings.TrimSpace(el.Inner)
+	}
+	return &setBody{meta: m, body: []byte(body)}, nil
+}
+
+func (s *setBody) Exec(r *Request) error {
+	if r.section == Outbound || r.section == OnError {
+		r.Ctx.Response.SetBodyRaw(s.body)
+		return nil
+	}
+	r.Ctx.Request.SetBodyRaw(s.body)
+	return nil
+}
+
+// --- return-response, mock-response -------------------------------------------
+
+type returnResponse struct {
+	meta
+	steps []Step
+}
+
+func compileReturnResponse(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	if _, ok := el.Attr("response-variable-name"); ok {
+		c.unsupported(el, "response-variable-name needs send-request, which "+notYet+" run")
+		return nil, nil
+	}
+	rr := &returnResponse{meta: m}
+	// The children describe the response: headers and body always go to
+	// the response, whatever section return-response sits in.
+	sub := &compiler{set: c.set, loc: c.loc, section: Outbound}
+	for _, ch := range el.Children {
+		switch ch.Name {
+		case "set-status", "set-header", "set-body":
+			rr.steps = append(rr.steps, sub.statement(ch, m.path)...)
+		default:
+			return nil, fmt.Errorf("<%s> cannot be a child of <return-response>", ch.Name)
+		}
+	}
+	return rr, nil
+}
+
+func (s *returnResponse) Exec(r *Request) error {
+	r.Ctx.Response.Reset()
+	r.Ctx.Response.SetStatusCode(fasthttp.StatusOK)
+	saved := r.section
+	r.section = Outbound
+	err := runSteps(r, s.steps)
+	r.section = saved
+	if err != nil {
+		return err
+	}
+	return errStop
+}
+
+type mockResponse struct {
+	meta
+	status      int
+	contentType string
+	body        []byte
+}
+
+func compileMockResponse(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	status := 200
+	if raw, ok := el.Attr("status-code"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(raw.Value))
+		if err != nil || n < 100 || n > 599 {
+			return nil, fmt.Errorf("status-code %q is not an HTTP status code", raw.Value)
+		}
+		status = n
+	}
+	mr := &mockResponse{meta: m, status: status, contentType: attr(el, "content-type", "application/json")}
+	// The example comes from the operation's documented responses; mock
+	// responses at other scopes answer with the status alone.
+	if op := c.set.operationFor(c.loc); op != nil {
+		mr.body = exampleFor(op, status, mr.contentType)
+	}
+	return mr, nil
+}
+
+func exampleFor(op *config.Operation, status int, contentType string) []byte {
+	for _, resp := range op.Properties.Responses {
+		if resp.StatusCode != status {
+			continue
+		}
+		for _, rep := range resp.Representations {
+			if !strings.EqualFold(rep.ContentType, contentType) {
+				continue
+			}
+			for _, ex := range rep.Examples {
+				if len(ex.Value) > 0 {
+					return []byte(ex.Value)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *mockResponse) Exec(r *Request) error {
+	r.Ctx.Response.Reset()
+	r.Ctx.Response.SetStatusCode(s.status)
+	if len(s.body) > 0 {
+		r.Ctx.Response.Header.SetContentType(s.contentType)
+		r.Ctx.Response.SetBodyRaw(s.body)
+	}
+	return errStop
+}
+
+// --- rewrite-uri ------------------------------------------------------------
+
+type rewriteURI struct {
+	meta
+	path      []templatePart
+	query     []queryPart
+	copyQuery bool
+	// matched are the query parameter names the operation's template
+	// consumes: they are not copied.
+	matched map[string]bool
+}
+
+type templatePart struct {
+	literal string
+	param   string
+}
+
+type queryPart struct {
+	name  string
+	value []templatePart
+}
+
+func parseTemplateParts(s string) ([]templatePart, error) {
+	var parts []templatePart
+	for s != "" {
+		i := strings.IndexByte(s, '{')
+		if i < 0 {
+			parts = append(parts, templatePart{literal: s})
+			break
+		}
+		if i > 0 {
+			parts = append(parts, templatePart{literal: s[:i]})
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			return nil, fmt.Errorf("'{' without '}' in template")
+		}
+		parts = append(parts, templatePart{param: s[i+1 : i+j]})
+		s = s[i+j+1:]
+	}
+	return parts, nil
+}
+
+func compileRewriteURI(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	tpl, err := required(el, "template")
+	if err != nil {
+		return nil, err
+	}
+	copyQuery, err := boolAttr(el, "copy-unmatched-params", true)
+	if err != nil {
+		return nil, err
+	}
+	path, query, _ := strings.Cut(tpl, "?")
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	rw := &rewriteURI{meta: m, copyQuery: copyQuery, matched: map[string]bool{}}
+	if rw.path, err = parseTemplateParts(path); err != nil {
+		return nil, err
+	}
+	for _, pair := range strings.Split(query, "&") {
+		if pair == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		parts, err := parseTemplateParts(value)
+		if err != nil {
+			return nil, err
+		}
+		rw.query = append(rw.query, queryPart{name: name, value: parts})
+	}
+	if op := c.set.operationFor(c.loc); op != nil {
+		_, q, _ := strings.Cut(op.Properties.URLTemplate, "?")
+		for _, pair := range strings.Split(q, "&") {
+			if name, _, _ := strings.Cut(pair, "="); name != "" {
+				rw.matched[name] = true
+			}
+		}
+	}
+	return rw, nil
+}
+
+func (s *rewriteURI) appendParts(b []byte, parts []templatePart, r *Request) []byte {
+	for _, p := range parts {
+		if p.param == "" {
+			b = append(b, p.literal...)
+			continue
+		}
+		if r.Match != nil {
+			if v, ok := r.Match.Param(p.param); ok {
+				b = append(b, v...)
+			}
+		}
+	}
+	return b
+}
+
+func (s *rewriteURI) Exec(r *Request) error {
+	r.Path = s.appendParts(r.Path[:0], s.path, r)
+	args := fasthttp.AcquireArgs()
+	defer fasthttp.ReleaseArgs(args)
+	args.ParseBytes(r.Query)
+	q := r.scratch[:0]
+	for i, qp := range s.query {
+		if i > 0 {
+			q = append(q, '&')
+		}
+		q = append(q, qp.name...)
+		q = append(q, '=')
+		q = s.appendParts(q, qp.value, r)
+	}
+	if s.copyQuery {
+		for k, v := range args.All() {
+			if s.matched[string(k)] {
+				continue
+			}
+			if len(q) > 0 {
+				q = append(q, '&')
+			}
+			q = append(q, k...)
+			if len(v) > 0 {
+				q = append(q, '=')
+				q = append(q, v...)
+			}
+		}
+	}
+	r.Query = append(r.Query[:0], q...)
+	r.scratch = q
+	return nil
+}
+
+// --- set-backend-service, forward-request ---------------------------------------
+
+type setBackend struct {
+	meta
+	backend Upstream
+}
+
+func compileSetBackend(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	base, hasBase := el.Attr("base-url")
+	id, hasID := el.Attr("backend-id")
+	if hasBase == hasID {
+		return nil, fmt.Errorf("set exactly one of base-url and backend-id")
+	}
+	url := base.Value
+	if hasID {
+		b := c.set.backend(id.Value)
+		if b == nil {
+			return nil, fmt.Errorf("backend-id %q names no backend in $.backends", id.Value)
+		}
+		if b.Properties.Type == config.BackendPool {
+			c.unsupported(el, "load-balanced pool backends: "+notYet)
+			return nil, nil
+		}
+		url = b.Properties.URL
+	}
+	target, basePath, err := proxy.ParseTarget(url)
+	if err != nil {
+		return nil, err
+	}
+	if c.set.opts.Client == nil {
+		return nil, fmt.Errorf("no backend clients available")
+	}
+	return &setBackend{meta: m, backend: Upstream{Client: c.set.opts.Client(target), Scheme: target.Scheme, Host: target.Host, BasePath: basePath}}, nil
+}
+
+func (s *setBackend) Exec(r *Request) error {
+	r.Backend = &s.backend
+	return nil
+}
+
+type forward struct {
+	meta
+	opts            ForwardOptions
+	failOnErrorCode bool
+}
+
+func compileForward(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	f := &forward{meta: m}
+	if raw, ok := el.Attr("timeout"); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(raw.Value))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("timeout %q must be a positive number of seconds", raw.Value)
+		}
+		f.opts.Timeout = time.Duration(n) * time.Second
+	}
+	if follow, err := boolAttr(el, "follow-redirects", false); err != nil {
+		return nil, err
+	} else if follow {
+		c.unsupported(el, "follow-redirects=\"true\": "+notYet)
+		return nil, nil
+	}
+	var err error
+	if f.failOnErrorCode, err = boolAttr(el, "fail-on-error-status-code", false); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (s *forward) Exec(r *Request) error {
+	if r.Forward == nil {
+		return s.fail("BackendNotConfigured", "No backend is configured for this API", fasthttp.StatusInternalServerError)
+	}
+	r.Forwarded = true
+	if err := r.Forward(r, s.opts); err != nil {
+		if pe, ok := err.(*Error); ok {
+			pe.Source, pe.Scope, pe.Section, pe.Path, pe.PolicyID = s.name, s.loc.Scope.String(), s.section.String(), s.path, s.id
+			return pe
+		}
+		return err
+	}
+	if s.failOnErrorCode && r.Ctx.Response.StatusCode() >= 400 {
+		return s.fail("BackendErrorStatusCode", "Backend responded with status code "+strconv.Itoa(r.Ctx.Response.StatusCode()), r.Ctx.Response.StatusCode())
+	}
+	return nil
+}
