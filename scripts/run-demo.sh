@@ -32,6 +32,7 @@ cat <<MSG
     curl -i "http://$HTTP_ADDR/echo/users/42/orders/7?subscription-key=$key"
     curl -i http://$HTTP_ADDR/weather/forecast/paris                          # Original version, open
     curl -i -H 'Ocp-Apim-Subscription-Key: $key' http://$HTTP_ADDR/weather/v2/forecast/paris
+    curl -i -H 'Ocp-Apim-Subscription-Key: $key' http://$HTTP_ADDR/echo/status   # mock-response policy
     curl -i http://$HTTP_ADDR/nowhere                                         # 404
 
 MSG

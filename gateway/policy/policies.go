@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -410,9 +412,20 @@ func exampleFor(op *config.Operation, status int, contentType string) []byte {
 				continue
 			}
 			for _, ex := range rep.Examples {
-				if len(ex.Value) > 0 {
-					return []byte(ex.Value)
+				if len(ex.Value) == 0 {
+					continue
 				}
+				// The snapshot may be indented; answer compact JSON, and
+				// a JSON string example as its text.
+				var text string
+				if json.Unmarshal(ex.Value, &text) == nil {
+					return []byte(text)
+				}
+				var b bytes.Buffer
+				if json.Compact(&b, ex.Value) == nil {
+					return b.Bytes()
+				}
+				return []byte(ex.Value)
 			}
 		}
 	}

@@ -35,7 +35,7 @@ func TestValidateCommand(t *testing.T) {
 		stderr   []string
 	}{
 		{name: "demo snapshot", args: []string{"validate", "--config", "../../../examples/demo"}, wantCode: 0,
-			stdout: []string{"valid (3 APIs, 7 operations, 1 products, 1 subscriptions)"}},
+			stdout: []string{"valid (3 APIs, 8 operations, 1 products, 1 subscriptions)"}},
 		{name: "valid YAML", args: []string{"validate", "--config", "../../../schemas/testdata/valid/hand-written.yaml"}, wantCode: 0,
 			stdout: []string{"valid"}},
 		{name: "problems listed with paths", args: []string{"validate", "--config", "testdata/two-problems.json"}, wantCode: 1,

@@ -142,12 +142,12 @@ func TestParse(t *testing.T) {
 			name: "interpolated and verbatim strings in attributes",
 			src:  `<a b="@($"{a["k"]}:{(c ? "}" : "{")}")" c="@(@"C:\dir\" + @"say ""hi""")"/>`,
 			want: "<a> 1:1 b=expr\"@($\\\"{a[\\\"k\\\"]}:{(c ? \\\"}\\\" : \\\"{\\\")}\\\")\" 1:4 " +
-				"c=expr\"@(@\\\"C:\\\\dir\\\\\\\" + @\\\"say \\\"\\\"hi\\\"\\\"\\\")\" 1:42\n",
+				"c=expr\"@(@\\\"C:\\\\dir\\\\\\\" + @\\\"say \\\"\\\"hi\\\"\\\"\\\")\" 1:41\n",
 		},
 		{
 			name: "literal attributes: entities decoded, bare ampersand and lt kept",
 			src:  `<set-backend-service base-url="https://x/?a=1&b=2&amp;c=&lt;&#65;&#x42;" note="a<b"/>`,
-			want: "<set-backend-service> 1:1 base-url=\"https://x/?a=1&b=2&c=<AB\" 1:22 note=\"a<b\" 1:75\n",
+			want: "<set-backend-service> 1:1 base-url=\"https://x/?a=1&b=2&c=<AB\" 1:22 note=\"a<b\" 1:74\n",
 		},
 		{
 			name: "at sign without bracket is literal",
@@ -237,7 +237,7 @@ func TestParse(t *testing.T) {
 		{
 			name: "columns count characters",
 			src:  "<a b=\"ü€\" c=\"\U0001F600\"><ä/></a>",
-			want: "<a> 1:1 b=\"ü€\" 1:4 c=\"\U0001F600\" 1:11\n  <ä> 1:16\n",
+			want: "<a> 1:1 b=\"ü€\" 1:4 c=\"\U0001F600\" 1:11\n  <ä> 1:17\n",
 		},
 		{
 			name: "crlf line ends",
@@ -269,8 +269,8 @@ func TestParseInner(t *testing.T) {
 	}{
 		{
 			name: "liquid payload",
-			src:  "<set-body template=\"liquid\">\n  <x a=\"{{context.Variables[\"v\"]}}\">{% if a %}1{% endif %}</x>\n</set-body>",
-			want: "\n  <x a=\"{{context.Variables[\"v\"]}}\">{% if a %}1{% endif %}</x>\n",
+			src:  "<set-body template=\"liquid\">\n  <x>{{context.Variables[\"v\"]}}{% if a %}1{% endif %}</x>\n</set-body>",
+			want: "\n  <x>{{context.Variables[\"v\"]}}{% if a %}1{% endif %}</x>\n",
 		},
 		{
 			name: "json payload",
@@ -342,7 +342,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "text after root", src: "<a/>x", want: "line 1, column 5: text outside the root element"},
 		{name: "CDATA outside root", src: "<![CDATA[x]]><a/>", want: "line 1, column 1: CDATA section outside the root element"},
 		{name: "no element name", src: "<a>< b/></a>", want: "line 1, column 5: expected element name after '<'"},
-		{name: "less-than in text", src: "<a>1 < 2</a>", want: "line 1, column 6: expected element name after '<'"},
+		{name: "less-than in text", src: "<a>1 < 2</a>", want: "line 1, column 7: expected element name after '<'"},
 		{name: "no end tag name", src: "<a></ a>", want: "line 1, column 6: expected element name after '</'"},
 		{name: "end tag not closed", src: "<a></a b>", want: "line 1, column 8: end tag </a> is not closed"},
 		{name: "start tag not closed", src: "<a>\n<b c=\"1\"", want: "line 2, column 1: start tag <b> is not closed"},
@@ -367,14 +367,14 @@ func TestParseErrors(t *testing.T) {
 			want: `line 1, column 6: value of attribute "b" of <a> is not closed`,
 		},
 		{
-			name: "newline in string in attribute expression",
+			name: "string closed by the attribute quote",
 			src:  "<a>\n  <b c=\"@(x[\"k])\" />\n  <d/>\n</a>",
-			want: `line 2, column 20: attribute "c" of <b>: newline in string literal (expression starts at line 2, column 9)`,
+			want: `line 2, column 12: attribute "c" of <b>: '[' is not closed (expression starts at line 2, column 9)`,
 		},
 		{
-			name: "unbalanced attribute expression",
+			name: "unbalanced attribute expression: newline in string",
 			src:  "<a>\n  <b c=\"@(f(1)\" />\n</a>",
-			want: `line 2, column 17: attribute "c" of <b>: newline in string literal (expression starts at line 2, column 9)`,
+			want: `line 2, column 19: attribute "c" of <b>: newline in string literal (expression starts at line 2, column 9)`,
 		},
 		{
 			name: "expression not closed",
