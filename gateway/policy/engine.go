@@ -47,7 +47,9 @@ type Request struct {
 	Operation *router.Operation
 	Match     *router.Match
 	Product   string
-	Forward   Forwarder
+	// Subscription is the subscription's name, "" for keyless calls.
+	Subscription string
+	Forward      Forwarder
 	// State is the server's per-request state, for its Forwarder.
 	State any
 

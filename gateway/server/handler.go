@@ -221,6 +221,9 @@ func (g *Gateway) runPolicies(ctx *fasthttp.RequestCtx, st *reqState, pl *policy
 	pr.Reset()
 	pr.Ctx, pr.API, pr.Operation, pr.Match, pr.Product = ctx, st.api, st.op, &st.match, st.product
 	pr.Forward, pr.State = g.forwardFn, st
+	if st.sub != nil {
+		pr.Subscription = st.sub.Name
+	}
 	if be.Client != nil {
 		pr.Backend = be
 	}
