@@ -26,7 +26,8 @@
 #   OUT        output directory (default bench-results/): raw/ holds every
 #              wrk output, runs.tsv one line per run, summary.md the tables
 #   WARMUP     wrk warm-up per variant before measuring (default 3s)
-#   VARIANTS   subset/order of "direct nginx gateway gateway-reqlog"
+#   VARIANTS   subset/order of "direct nginx gateway gateway-reqlog gateway-policies"
+#              (gateway-policies: the typical policy stack of snapshot-policies.json)
 #   LOAD_CPU, PROXY_CPU   CPUs for load+backend and for the proxy (0, 1)
 #   NGINX_KEEPALIVE_REQUESTS  nginx keepalive_requests, client and upstream
 #              (default 1000000: neither proxy recycles connections; nginx's
@@ -46,7 +47,7 @@ CONNS=${CONNS:-"32 128"}
 OUT=${OUT:-bench-results/}
 OUT=${OUT%/}
 WARMUP=${WARMUP:-3s}
-VARIANTS=${VARIANTS:-"direct nginx gateway gateway-reqlog"}
+VARIANTS=${VARIANTS:-"direct nginx gateway gateway-reqlog gateway-policies"}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
 NGINX_KEEPALIVE_REQUESTS=${NGINX_KEEPALIVE_REQUESTS:-1000000}
@@ -101,7 +102,7 @@ if [ "$LOAD_CPU" -ge "$nproc_all" ] || [ "$PROXY_CPU" -ge "$nproc_all" ]; then
 fi
 [ "$LOAD_CPU" != "$PROXY_CPU" ] || log "warning: LOAD_CPU and PROXY_CPU are the same CPU"
 for v in $VARIANTS; do
-	case $v in direct | nginx | gateway | gateway-reqlog) ;; *) die "unknown variant $v" ;; esac
+	case $v in direct | nginx | gateway | gateway-reqlog | gateway-policies) ;; *) die "unknown variant $v" ;; esac
 done
 CLK_TCK=$(getconf CLK_TCK)
 KEY=$(sed -n 's/.*"primaryKey": *"\([^"]*\)".*/\1/p' "$here/snapshot.json" | head -1)
@@ -141,6 +142,8 @@ pick_port GW_PORT
 pick_port GW_TEL_PORT
 pick_port GWLOG_PORT
 pick_port GWLOG_TEL_PORT
+pick_port GWPOL_PORT
+pick_port GWPOL_TEL_PORT
 if [ "$count_syns" = 1 ]; then
 	# Match-only rule (no target): its packet counter is the number of
 	# connection attempts (SYN without ACK) to the backend.
@@ -155,6 +158,8 @@ backend_syns() {
 # --- configuration ---------------------------------------------------------
 mkdir -p "$tmp/gw" "$tmp/nginx/tmp"
 sed "s#http://127.0.0.1:18080#http://127.0.0.1:$BACKEND_PORT#" "$here/snapshot.json" >"$tmp/gw/snapshot.json"
+mkdir -p "$tmp/gwpol"
+sed "s#http://127.0.0.1:18080#http://127.0.0.1:$BACKEND_PORT#" "$here/snapshot-policies.json" >"$tmp/gwpol/snapshot.json"
 cat >"$tmp/nginx/nginx.conf" <<EOF
 # Equivalent of the gateway's bench API: /bench/X -> backend /X, subscription
 # key checked in the Ocp-Apim-Subscription-Key header (401 otherwise), the
@@ -223,6 +228,7 @@ url[direct]="http://127.0.0.1:$BACKEND_PORT/resource"
 url[nginx]="http://127.0.0.1:$NGINX_PORT/bench/resource"
 url[gateway]="http://127.0.0.1:$GW_PORT/bench/resource"
 url[gateway-reqlog]="http://127.0.0.1:$GWLOG_PORT/bench/resource"
+url[gateway-policies]="http://127.0.0.1:$GWPOL_PORT/bench/resource"
 for v in $VARIANTS; do
 	case $v in
 	nginx)
@@ -246,6 +252,14 @@ for v in $VARIANTS; do
 		proc[gateway-reqlog]=$!
 		pids+=("$!")
 		wait_http "http://127.0.0.1:$GWLOG_PORT/status-0123456789abcdef" "${proc[gateway-reqlog]}"
+		;;
+	gateway-policies)
+		taskset -c "$PROXY_CPU" "$BIN/apim-gateway" --config "$tmp/gwpol/snapshot.json" \
+			--http-addr "127.0.0.1:$GWPOL_PORT" --https-addr "" --telemetry-addr "127.0.0.1:$GWPOL_TEL_PORT" \
+			--shutdown-delay 0 --log-level warn --request-log-sampling 0 >"$tmp/gateway-policies.log" 2>&1 &
+		proc[gateway-policies]=$!
+		pids+=("$!")
+		wait_http "http://127.0.0.1:$GWPOL_PORT/status-0123456789abcdef" "${proc[gateway-policies]}"
 		;;
 	esac
 done
