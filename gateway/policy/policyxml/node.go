@@ -8,7 +8,8 @@ package policyxml
 
 import "fmt"
 
-// Pos is a 1-based line and column in the source document.
+// Pos is a 1-based line and column in the source document. Columns count
+// characters, not bytes; a tab is one column.
 type Pos struct {
 	Line, Col int
 }
@@ -22,7 +23,8 @@ type Attr struct {
 	Value string
 	// Expr is set when Value is an @(...) or @{...} expression.
 	Expr bool
-	Pos  Pos
+	// Pos is where the attribute's name starts.
+	Pos Pos
 }
 
 // Element is one element of a policy document.
@@ -38,9 +40,10 @@ type Element struct {
 	TextExpr bool
 	// Inner is the raw source between the start and end tags, for
 	// elements whose content is a payload (set-body, a Liquid template,
-	// a literal XML or JSON body).
+	// a literal XML or JSON body). It is empty for a self-closing tag.
 	Inner string
-	Pos   Pos
+	// Pos is where the start tag's '<' is.
+	Pos Pos
 }
 
 // Attr returns the named attribute.

@@ -22,7 +22,13 @@ import (
 //   - "--" inside a comment is allowed (the comment ends at the first "-->");
 //   - the XML declaration and processing instructions are skipped wherever
 //     they appear;
-//   - attributes need not be separated by whitespace.
+//   - attributes need not be separated by whitespace;
+//   - a document type declaration before the root is skipped.
+//
+// A text run is the character data between two pieces of markup, so an
+// expression may follow a comment. A CDATA section holding exactly one
+// expression is an expression too (APIM reads the element value with CDATA
+// included); entities are not decoded there.
 //
 // Nothing is normalised: attribute values keep their newlines and
 // carriage returns, so multi-line expressions with // comments survive.
@@ -79,6 +85,10 @@ type parser struct {
 	cur   lineCursor
 	stack []*openElem
 	root  *Element
+	// attrNames indexes the attribute names of attrsOf, an element
+	// with many attributes (see hasAttr).
+	attrsOf   *Element
+	attrNames map[string]bool
 }
 
 func newParser(src string) *parser {
@@ -282,10 +292,8 @@ func (p *parser) attr(el *Element, i int) (int, error) {
 		r, _ := utf8.DecodeRuneInString(p.src[i:])
 		return 0, p.errorf(i, "unexpected %q in start tag <%s>", r, el.Name)
 	}
-	for _, a := range el.Attrs {
-		if a.Name == name {
-			return 0, p.errorf(i, "duplicate attribute %q in <%s>", name, el.Name)
-		}
+	if p.hasAttr(el, name) {
+		return 0, p.errorf(i, "duplicate attribute %q in <%s>", name, el.Name)
 	}
 	a := Attr{Name: name, Pos: p.cur.pos(i)}
 	j = skipSpace(p.src, j)
@@ -325,6 +333,32 @@ func (p *parser) attr(el *Element, i int) (int, error) {
 	}
 	el.Attrs = append(el.Attrs, a)
 	return end, nil
+}
+
+// hasAttr reports whether el already has the named attribute. Elements
+// have a handful of attributes, so a linear search is enough, until a
+// generated or hostile document with thousands would make it quadratic.
+func (p *parser) hasAttr(el *Element, name string) bool {
+	const linear = 16
+	if len(el.Attrs) < linear {
+		for _, a := range el.Attrs {
+			if a.Name == name {
+				return true
+			}
+		}
+		return false
+	}
+	if p.attrsOf != el {
+		p.attrsOf, p.attrNames = el, make(map[string]bool, 2*len(el.Attrs))
+		for _, a := range el.Attrs {
+			p.attrNames[a.Name] = true
+		}
+	}
+	if p.attrNames[name] {
+		return true
+	}
+	p.attrNames[name] = true // the caller adds it next
+	return false
 }
 
 // open makes el, whose start tag began at lt and ended at p.pos, the

@@ -425,6 +425,7 @@ func TestParseLargeInputs(t *testing.T) {
 		{name: "deep nesting", src: strings.Repeat("<a>", n) + strings.Repeat("</a>", n)},
 		{name: "deep expression", src: `<a b="@` + strings.Repeat("(", n) + strings.Repeat(")", n) + `"/>`},
 		{name: "many text runs", src: "<a>" + strings.Repeat("x &amp; y<!---->", n) + "</a>"},
+		{name: "many attributes", src: "<a" + manyAttrs(n) + "/>"},
 		{name: "many ampersands", src: "<a>" + strings.Repeat("&", 10*n) + "</a>"},
 	}
 	for _, tt := range tests {
@@ -434,5 +435,21 @@ func TestParseLargeInputs(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func manyAttrs(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, " a%d=\"%d\"", i, i)
+	}
+	return b.String()
+}
+
+func TestParseDuplicateAmongManyAttributes(t *testing.T) {
+	t.Parallel()
+	_, err := Parse("<a" + manyAttrs(40) + ` a7="x"/>`)
+	if err == nil || !strings.Contains(err.Error(), `duplicate attribute "a7" in <a>`) {
+		t.Errorf("error = %v, want duplicate attribute a7", err)
 	}
 }
