@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -20,6 +21,13 @@ type Options struct {
 	// Client returns the long-lived client for a backend target, so steps
 	// that route (set-backend-service) resolve it at load, not per request.
 	Client func(proxy.Target) *fasthttp.HostClient
+	// Counters is the long-lived store of rate limits, quotas and
+	// concurrency slots; the server passes the same one at every reload
+	// so counts survive it. Nil: an in-memory store for this Set only.
+	Counters Counters
+	// HTTPClient sends control-plane requests (validate-jwt's OpenID
+	// configuration fetches); nil means a default client with timeouts.
+	HTTPClient HTTPDoer
 }
 
 // Set holds the compiled documents of one snapshot and composes
@@ -184,25 +192,56 @@ func (c *compiler) statement(el *policyxml.Element, parent string) []Step {
 		return nil
 	}
 	if def.compile == nil {
-		c.unsupported(el, def.why)
-		return nil
+		return c.skip(def, el, el.Pos, m, def.why)
+	}
+	if def.expressions {
+		return c.finish(def, el, m)
 	}
 	for _, a := range el.Attrs {
 		if a.Expr && !def.exprAttrs[a.Name] {
-			c.unsupportedAt(el, a.Pos, fmt.Sprintf("attribute %s holds a policy expression; expressions are not evaluated by this gateway version yet", a.Name))
-			return nil
+			return c.skip(def, el, a.Pos, m, fmt.Sprintf("attribute %s holds a policy expression, which this policy does not evaluate yet", a.Name))
 		}
 	}
 	if el.TextExpr {
-		c.unsupported(el, "its value is a policy expression; expressions are not evaluated by this gateway version yet")
-		return nil
+		return c.skip(def, el, el.Pos, m, "its value is a policy expression, which this policy does not evaluate yet")
 	}
 	if hasExprDescendant(el) {
-		c.unsupported(el, "it contains policy expressions; expressions are not evaluated by this gateway version yet")
-		return nil
+		return c.skip(def, el, el.Pos, m, "it contains policy expressions, which this policy does not evaluate yet")
 	}
+	return c.finish(def, el, m)
+}
+
+// skip handles a policy this gateway cannot run: a warning (an error
+// with Strict). An access-control policy is not simply dropped, which
+// would open the API to everyone: it becomes a step that refuses every
+// request, so the failure is safe and loud.
+func (c *compiler) skip(def policyDef, el *policyxml.Element, pos policyxml.Pos, m meta, why string) []Step {
+	if def.failClosed {
+		why += "; requests through this scope are refused (500) so the API does not run unprotected"
+	}
+	c.unsupportedAt(el, pos, why)
+	if def.failClosed && !c.set.opts.Strict {
+		return []Step{&refuse{meta: m}}
+	}
+	return nil
+}
+
+// refuse stands in for an access-control policy that could not be
+// compiled.
+type refuse struct{ meta }
+
+func (s *refuse) Exec(r *Request) error {
+	return s.fail("PolicyNotSupported", "Internal server error", 500)
+}
+
+func (c *compiler) finish(def policyDef, el *policyxml.Element, m meta) []Step {
 	st, err := def.compile(c, el, m)
 	if err != nil {
+		var ee *exprCompileError
+		if errors.As(err, &ee) {
+			c.set.errs = append(c.set.errs, Issue{Location: c.loc, Pos: ee.pos, Policy: el.Name, Message: "expression: " + ee.msg})
+			return nil
+		}
 		c.errorf(el, "%v", err)
 		return nil
 	}
@@ -276,5 +315,11 @@ type policyDef struct {
 	sections  sectionSet
 	compile   func(c *compiler, el *policyxml.Element, m meta) (Step, error)
 	exprAttrs map[string]bool
-	why       string
+	// expressions: the compile function handles policy expressions in
+	// its attributes and children itself.
+	expressions bool
+	// failClosed: the policy guards access; when it cannot run, requests
+	// are refused instead of passing unchecked.
+	failClosed bool
+	why        string
 }

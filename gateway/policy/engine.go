@@ -7,6 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/expr"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/router"
 )
 
@@ -22,6 +23,9 @@ type Error struct {
 	Path     string // e.g. "choose[1]\when[2]\set-header[1]"
 	PolicyID string
 	Status   int
+	// headers are response headers, name then value, that the default
+	// answer carries (a rate limit's Retry-After); nil for none.
+	headers *[]string
 }
 
 func (e *Error) Error() string { return e.Source + ": " + e.Message }
@@ -66,16 +70,28 @@ type Request struct {
 	LastError *Error
 	Vars      map[string]string
 
+	// Info is the static context expressions read.
+	Info RequestInfo
+
 	section Section
 	scratch []byte
+	values  map[string]expr.Value
+	exprEnv expr.Env
+	// dynBackend holds a set-backend-service base-url computed per request.
+	dynBackend Upstream
+	// onResponse runs, in order, when Run ends, on the final response
+	// (cors adds its headers there).
+	onResponse []func(*Request)
 }
 
 // Reset clears the request for reuse, keeping allocated buffers.
 func (r *Request) Reset() {
-	vars := r.Vars
+	vars, values := r.Vars, r.values
 	clear(vars)
-	path, query, scratch := r.Path[:0], r.Query[:0], r.scratch[:0]
-	*r = Request{Vars: vars, Path: path, Query: query, scratch: scratch}
+	clear(values)
+	clear(r.onResponse)
+	path, query, scratch, hooks := r.Path[:0], r.Query[:0], r.scratch[:0], r.onResponse[:0]
+	*r = Request{Vars: vars, values: values, Path: path, Query: query, scratch: scratch, onResponse: hooks}
 }
 
 // Upstream is a resolved backend base URL.
@@ -95,6 +111,13 @@ type Pipeline struct {
 // Run executes inbound, backend and outbound; a failure runs on-error.
 // When Run returns, ctx.Response holds the answer.
 func (p *Pipeline) Run(r *Request) {
+	p.run(r)
+	for _, f := range r.onResponse {
+		f(r)
+	}
+}
+
+func (p *Pipeline) run(r *Request) {
 	for s := Inbound; s <= Outbound; s++ {
 		r.section = s
 		err := runSteps(r, p.sections[s])
@@ -130,6 +153,7 @@ func (p *Pipeline) fail(r *Request, err error) {
 	// on-error starts from the default answer and may change it (a
 	// header, the status) or replace it (return-response).
 	writeErrorResponse(r.Ctx, pe.Status, pe.Message)
+	pe.writeHeaders(r.Ctx)
 	steps := p.sections[OnError]
 	if len(steps) == 0 {
 		return
@@ -142,6 +166,18 @@ func (p *Pipeline) fail(r *Request, err error) {
 		r.LastError = pe
 	}
 	writeErrorResponse(r.Ctx, pe.Status, pe.Message)
+	pe.writeHeaders(r.Ctx)
+}
+
+// writeHeaders adds the error's response headers.
+func (e *Error) writeHeaders(ctx *fasthttp.RequestCtx) {
+	if e.headers == nil {
+		return
+	}
+	h := *e.headers
+	for i := 0; i+1 < len(h); i += 2 {
+		ctx.Response.Header.Set(h[i], h[i+1])
+	}
 }
 
 // writeErrorResponse answers with API Management's JSON error shape.

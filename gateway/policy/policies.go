@@ -23,35 +23,35 @@ const notYet = "this gateway version does not run it yet"
 func definitions() map[string]policyDef {
 	skip := func(s sectionSet, why string) policyDef { return policyDef{sections: s, why: why} }
 	return map[string]policyDef{
-		"set-header":          {sections: all, compile: compileSetHeader},
-		"set-query-parameter": {sections: inb | bak, compile: compileSetQuery},
-		"set-method":          {sections: inb | one, compile: compileSetMethod},
-		"set-status":          {sections: all, compile: compileSetStatus},
-		"set-variable":        {sections: all, compile: compileSetVariable},
-		"set-body":            {sections: all, compile: compileSetBody},
-		"return-response":     {sections: all, compile: compileReturnResponse},
+		"set-header":          {sections: all, compile: compileSetHeader, expressions: true},
+		"set-query-parameter": {sections: inb | bak, compile: compileSetQuery, expressions: true},
+		"set-method":          {sections: inb | one, compile: compileSetMethod, expressions: true},
+		"set-status":          {sections: all, compile: compileSetStatus, expressions: true},
+		"set-variable":        {sections: all, compile: compileSetVariable, expressions: true},
+		"set-body":            {sections: all, compile: compileSetBody, expressions: true},
+		"return-response":     {sections: all, compile: compileReturnResponse, expressions: true},
 		"mock-response":       {sections: inb | out | one, compile: compileMockResponse},
-		"rewrite-uri":         {sections: inb, compile: compileRewriteURI},
-		"set-backend-service": {sections: inb | bak, compile: compileSetBackend},
+		"rewrite-uri":         {sections: inb, compile: compileRewriteURI, expressions: true},
+		"set-backend-service": {sections: inb | bak, compile: compileSetBackend, expressions: true},
 		"forward-request":     {sections: bak, compile: compileForward},
-		"check-header":        {sections: inb, compile: compileCheckHeader},
-		"ip-filter":           {sections: inb | out, compile: compileIPFilter},
+		"check-header":        {sections: inb, compile: compileCheckHeader, failClosed: true},
+		"ip-filter":           {sections: inb | out, compile: compileIPFilter, failClosed: true},
 		"include-fragment":    {sections: all, compile: compileIncludeFragment},
 
-		"choose":                          skip(all, "conditions are policy expressions, which "+notYet+" evaluate"),
+		"choose":                          {sections: all, compile: compileChoose, expressions: true},
 		"retry":                           skip(all, notYet),
 		"wait":                            skip(all, notYet),
 		"trace":                           skip(all, "request tracing is not available on this gateway"),
-		"cors":                            skip(inb, notYet),
-		"validate-jwt":                    skip(inb, notYet),
+		"cors":                            {sections: inb, compile: compileCORS},
+		"validate-jwt":                    {sections: inb, compile: compileValidateJWT, failClosed: true},
 		"authentication-basic":            skip(inb, notYet),
 		"authentication-certificate":      skip(inb, notYet),
 		"authentication-managed-identity": skip(inb, "the gateway has no managed identity token yet"),
-		"rate-limit":                      skip(inb, notYet),
-		"rate-limit-by-key":               skip(inb, notYet),
-		"quota":                           skip(inb, notYet),
-		"quota-by-key":                    skip(inb, notYet),
-		"limit-concurrency":               skip(all, notYet),
+		"rate-limit":                      {sections: inb, compile: compileRateLimit},
+		"rate-limit-by-key":               {sections: inb, compile: compileRateLimitByKey, expressions: true},
+		"quota":                           {sections: inb, compile: compileQuota},
+		"quota-by-key":                    {sections: inb, compile: compileQuotaByKey, expressions: true},
+		"limit-concurrency":               {sections: all, compile: compileLimitConcurrency, expressions: true},
 		"cache-lookup":                    skip(inb, notYet),
 		"cache-store":                     skip(out, notYet),
 		"cache-lookup-value":              skip(all, notYet),
@@ -71,8 +71,8 @@ func definitions() map[string]policyDef {
 		"validate-parameters":             skip(inb, notYet),
 		"validate-headers":                skip(out|one, notYet),
 		"validate-status-code":            skip(out|one, notYet),
-		"validate-azure-ad-token":         skip(inb, notYet),
-		"validate-client-certificate":     skip(inb, notYet),
+		"validate-azure-ad-token":         {sections: inb, why: notYet, failClosed: true},
+		"validate-client-certificate":     {sections: inb, why: notYet, failClosed: true},
 		"xsl-transform":                   skip(inb|out|one, notYet),
 		"jsonp":                           skip(out, notYet),
 		"redirect-content-urls":           skip(inb|out, notYet),
@@ -131,7 +131,7 @@ type setHeader struct {
 	meta
 	name   string
 	action string
-	values []string
+	values []text
 }
 
 func compileSetHeader(c *compiler, el *policyxml.Element, m meta) (Step, error) {
@@ -148,7 +148,27 @@ func compileSetHeader(c *compiler, el *policyxml.Element, m meta) (Step, error) 
 	default:
 		return nil, fmt.Errorf("exists-action must be override, skip, append or delete, found %q", action)
 	}
-	return &setHeader{meta: m, name: name, action: action, values: childTexts(el, "value")}, nil
+	values, err := childValues(el, "value")
+	if err != nil {
+		return nil, err
+	}
+	return &setHeader{meta: m, name: name, action: action, values: values}, nil
+}
+
+// childValues compiles the text of every child element called name.
+func childValues(el *policyxml.Element, name string) ([]text, error) {
+	var out []text
+	for _, ch := range el.Children {
+		if ch.Name != name {
+			continue
+		}
+		t, err := elemText(ch)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 // header is what set-header needs of a request or response header.
@@ -182,7 +202,11 @@ func (s *setHeader) Exec(r *Request) error {
 		h.Add(s.name, "")
 		return nil
 	}
-	for _, v := range s.values {
+	for i := range s.values {
+		v, err := s.values[i].str(r, &s.meta)
+		if err != nil {
+			return err
+		}
 		h.Add(s.name, v)
 	}
 	return nil
@@ -194,7 +218,7 @@ type setQuery struct {
 	meta
 	name   string
 	action string
-	values []string
+	values []text
 }
 
 func compileSetQuery(c *compiler, el *policyxml.Element, m meta) (Step, error) {
@@ -208,7 +232,11 @@ func compileSetQuery(c *compiler, el *policyxml.Element, m meta) (Step, error) {
 	default:
 		return nil, fmt.Errorf("exists-action must be override, skip, append or delete, found %q", action)
 	}
-	return &setQuery{meta: m, name: name, action: action, values: childTexts(el, "value")}, nil
+	values, err := childValues(el, "value")
+	if err != nil {
+		return nil, err
+	}
+	return &setQuery{meta: m, name: name, action: action, values: values}, nil
 }
 
 func (s *setQuery) Exec(r *Request) error {
@@ -225,15 +253,26 @@ func (s *setQuery) Exec(r *Request) error {
 		fallthrough
 	case "override":
 		args.Del(s.name)
-		for _, v := range s.values {
-			args.Add(s.name, v)
+		if err := s.add(r, args); err != nil {
+			return err
 		}
 	case "append":
-		for _, v := range s.values {
-			args.Add(s.name, v)
+		if err := s.add(r, args); err != nil {
+			return err
 		}
 	}
 	r.Query = args.AppendBytes(r.Query[:0])
+	return nil
+}
+
+func (s *setQuery) add(r *Request, args *fasthttp.Args) error {
+	for i := range s.values {
+		v, err := s.values[i].str(r, &s.meta)
+		if err != nil {
+			return err
+		}
+		args.Add(s.name, v)
+	}
 	return nil
 }
 
@@ -241,51 +280,82 @@ func (s *setQuery) Exec(r *Request) error {
 
 type setMethod struct {
 	meta
-	method string
+	method text
 }
 
 func compileSetMethod(c *compiler, el *policyxml.Element, m meta) (Step, error) {
-	method := strings.ToUpper(strings.TrimSpace(el.Text))
-	if method == "" || strings.ContainsAny(method, " \t/") {
-		return nil, fmt.Errorf("%q is not an HTTP method", el.Text)
+	t, err := elemText(el)
+	if err != nil {
+		return nil, err
 	}
-	return &setMethod{meta: m, method: method}, nil
+	if !t.isExpr() {
+		t.lit = strings.ToUpper(strings.TrimSpace(t.lit))
+		if t.lit == "" || strings.ContainsAny(t.lit, " \t/") {
+			return nil, fmt.Errorf("%q is not an HTTP method", el.Text)
+		}
+	}
+	return &setMethod{meta: m, method: t}, nil
 }
 
 func (s *setMethod) Exec(r *Request) error {
-	r.Ctx.Request.Header.SetMethod(s.method)
+	v, err := s.method.str(r, &s.meta)
+	if err != nil {
+		return err
+	}
+	r.Ctx.Request.Header.SetMethod(strings.ToUpper(v))
 	return nil
 }
 
 type setStatus struct {
 	meta
-	code   int
-	reason []byte
+	code   text
+	reason text
 }
 
 func compileSetStatus(c *compiler, el *policyxml.Element, m meta) (Step, error) {
-	raw, err := required(el, "code")
+	if _, err := required(el, "code"); err != nil {
+		return nil, err
+	}
+	code, err := attrText(el, "code", "")
 	if err != nil {
 		return nil, err
 	}
-	code, err := strconv.Atoi(strings.TrimSpace(raw))
-	if err != nil || code < 100 || code > 599 {
-		return nil, fmt.Errorf("code %q is not an HTTP status code", raw)
+	if !code.isExpr() {
+		if n, err := strconv.Atoi(strings.TrimSpace(code.lit)); err != nil || n < 100 || n > 599 {
+			return nil, fmt.Errorf("code %q is not an HTTP status code", code.lit)
+		}
 	}
-	return &setStatus{meta: m, code: code, reason: []byte(attr(el, "reason", ""))}, nil
+	reason, err := attrText(el, "reason", "")
+	if err != nil {
+		return nil, err
+	}
+	return &setStatus{meta: m, code: code, reason: reason}, nil
 }
 
 func (s *setStatus) Exec(r *Request) error {
-	r.Ctx.Response.SetStatusCode(s.code)
-	if len(s.reason) > 0 {
-		r.Ctx.Response.Header.SetStatusMessage(s.reason)
+	raw, err := s.code.str(r, &s.meta)
+	if err != nil {
+		return err
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(raw))
+	if err != nil || code < 100 || code > 599 {
+		return s.fail("ExpressionValueEvaluationFailure", fmt.Sprintf("Expression evaluation failed. %q is not an HTTP status code.", raw), 500)
+	}
+	r.Ctx.Response.SetStatusCode(code)
+	reason, err := s.reason.str(r, &s.meta)
+	if err != nil {
+		return err
+	}
+	if reason != "" {
+		r.Ctx.Response.Header.SetStatusMessage([]byte(reason))
 	}
 	return nil
 }
 
 type setVariable struct {
 	meta
-	name, value string
+	name  string
+	value text
 }
 
 func compileSetVariable(c *compiler, el *policyxml.Element, m meta) (Step, error) {
@@ -293,18 +363,22 @@ func compileSetVariable(c *compiler, el *policyxml.Element, m meta) (Step, error
 	if err != nil {
 		return nil, err
 	}
-	v, ok := el.Attr("value")
-	if !ok {
+	if _, ok := el.Attr("value"); !ok {
 		return nil, fmt.Errorf("attribute value is required")
 	}
-	return &setVariable{meta: m, name: name, value: v.Value}, nil
+	v, err := attrText(el, "value", "")
+	if err != nil {
+		return nil, err
+	}
+	return &setVariable{meta: m, name: name, value: v}, nil
 }
 
 func (s *setVariable) Exec(r *Request) error {
-	if r.Vars == nil {
-		r.Vars = map[string]string{}
+	v, err := s.value.value(r, &s.meta)
+	if err != nil {
+		return err
 	}
-	r.Vars[s.name] = s.value
+	exprVars{r}.Set(s.name, v)
 	return nil
 }
 
@@ -313,12 +387,20 @@ func (s *setVariable) Exec(r *Request) error {
 type setBody struct {
 	meta
 	body []byte
+	prog text
 }
 
 func compileSetBody(c *compiler, el *policyxml.Element, m meta) (Step, error) {
 	if t := attr(el, "template", ""); t != "" {
 		c.unsupported(el, "template "+t+": "+notYet)
 		return nil, nil
+	}
+	if el.TextExpr {
+		t, err := elemText(el)
+		if err != nil {
+			return nil, err
+		}
+		return &setBody{meta: m, prog: t}, nil
 	}
 	body := el.Text
 	if len(el.Children) > 0 {
@@ -329,11 +411,19 @@ func compileSetBody(c *compiler, el *policyxml.Element, m meta) (Step, error) {
 }
 
 func (s *setBody) Exec(r *Request) error {
+	body := s.body
+	if s.prog.isExpr() {
+		v, err := s.prog.str(r, &s.meta)
+		if err != nil {
+			return err
+		}
+		body = []byte(v)
+	}
 	if r.section == Outbound || r.section == OnError {
-		r.Ctx.Response.SetBodyRaw(s.body)
+		r.Ctx.Response.SetBodyRaw(body)
 		return nil
 	}
-	r.Ctx.Request.SetBodyRaw(s.body)
+	r.Ctx.Request.SetBodyRaw(body)
 	return nil
 }
 
@@ -446,6 +536,8 @@ func (s *mockResponse) Exec(r *Request) error {
 
 type rewriteURI struct {
 	meta
+	// dynamic, when set, is an expression giving the template per request.
+	dynamic   text
 	path      []templatePart
 	query     []queryPart
 	copyQuery bool
@@ -494,6 +586,31 @@ func compileRewriteURI(c *compiler, el *policyxml.Element, m meta) (Step, error)
 	if err != nil {
 		return nil, err
 	}
+	dyn, err := attrText(el, "template", "")
+	if err != nil {
+		return nil, err
+	}
+	rw, err := newRewrite(tpl, copyQuery, m)
+	if err != nil {
+		return nil, err
+	}
+	if dyn.isExpr() {
+		rw.dynamic = dyn
+	}
+	if op := c.set.operationFor(c.loc); op != nil {
+		_, q, _ := strings.Cut(op.Properties.URLTemplate, "?")
+		for _, pair := range strings.Split(q, "&") {
+			if name, _, _ := strings.Cut(pair, "="); name != "" {
+				rw.matched[name] = true
+			}
+		}
+	}
+	return rw, nil
+}
+
+// newRewrite parses a rewrite template.
+func newRewrite(tpl string, copyQuery bool, m meta) (*rewriteURI, error) {
+	var err error
 	path, query, _ := strings.Cut(tpl, "?")
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
@@ -512,14 +629,6 @@ func compileRewriteURI(c *compiler, el *policyxml.Element, m meta) (Step, error)
 			return nil, err
 		}
 		rw.query = append(rw.query, queryPart{name: name, value: parts})
-	}
-	if op := c.set.operationFor(c.loc); op != nil {
-		_, q, _ := strings.Cut(op.Properties.URLTemplate, "?")
-		for _, pair := range strings.Split(q, "&") {
-			if name, _, _ := strings.Cut(pair, "="); name != "" {
-				rw.matched[name] = true
-			}
-		}
 	}
 	return rw, nil
 }
@@ -540,6 +649,18 @@ func (s *rewriteURI) appendParts(b []byte, parts []templatePart, r *Request) []b
 }
 
 func (s *rewriteURI) Exec(r *Request) error {
+	if s.dynamic.isExpr() {
+		tpl, err := s.dynamic.str(r, &s.meta)
+		if err != nil {
+			return err
+		}
+		rw, err := newRewrite(tpl, s.copyQuery, s.meta)
+		if err != nil {
+			return s.fail("ExpressionValueEvaluationFailure", "Expression evaluation failed. "+err.Error(), 500)
+		}
+		rw.matched = s.matched
+		return rw.Exec(r)
+	}
 	r.Path = s.appendParts(r.Path[:0], s.path, r)
 	args := fasthttp.AcquireArgs()
 	defer fasthttp.ReleaseArgs(args)
@@ -578,6 +699,9 @@ func (s *rewriteURI) Exec(r *Request) error {
 type setBackend struct {
 	meta
 	backend Upstream
+	// dynamic is a base-url expression, resolved per request with client.
+	dynamic text
+	client  func(proxy.Target) *fasthttp.HostClient
 }
 
 func compileSetBackend(c *compiler, el *policyxml.Element, m meta) (Step, error) {
@@ -587,6 +711,20 @@ func compileSetBackend(c *compiler, el *policyxml.Element, m meta) (Step, error)
 		return nil, fmt.Errorf("set exactly one of base-url and backend-id")
 	}
 	url := base.Value
+	if hasBase && base.Expr {
+		dyn, err := compileText(base.Value, true, base.Pos)
+		if err != nil {
+			return nil, err
+		}
+		if c.set.opts.Client == nil {
+			return nil, fmt.Errorf("no backend clients available")
+		}
+		return &setBackend{meta: m, dynamic: dyn, client: c.set.opts.Client}, nil
+	}
+	if hasID && id.Expr {
+		c.unsupported(el, "backend-id from an expression: "+notYet)
+		return nil, nil
+	}
 	if hasID {
 		b := c.set.backend(id.Value)
 		if b == nil {
@@ -609,7 +747,20 @@ func compileSetBackend(c *compiler, el *policyxml.Element, m meta) (Step, error)
 }
 
 func (s *setBackend) Exec(r *Request) error {
-	r.Backend = &s.backend
+	if !s.dynamic.isExpr() {
+		r.Backend = &s.backend
+		return nil
+	}
+	url, err := s.dynamic.str(r, &s.meta)
+	if err != nil {
+		return err
+	}
+	target, basePath, err := proxy.ParseTarget(url)
+	if err != nil {
+		return s.fail("ExpressionValueEvaluationFailure", "Expression evaluation failed. "+err.Error(), 500)
+	}
+	r.dynBackend = Upstream{Client: s.client(target), Scheme: target.Scheme, Host: target.Host, BasePath: basePath}
+	r.Backend = &r.dynBackend
 	return nil
 }
 

@@ -109,7 +109,9 @@ func TestCompileIssues(t *testing.T) {
 	}{
 		{name: "unknown element", doc: `<policies><inbound><made-up /></inbound></policies>`, wantWarn: "<made-up>: skipped: is not a policy this gateway runs"},
 		{name: "unknown element, strict", doc: `<policies><inbound><made-up /></inbound></policies>`, strict: true, wantErr: "not supported"},
-		{name: "expression attribute skipped", doc: `<policies><inbound><set-header name="x"><value>@(context.RequestId)</value></set-header></inbound></policies>`, wantWarn: "policy expression"},
+		{name: "expression compiles", doc: `<policies><inbound><set-header name="x"><value>@(context.RequestId)</value></set-header></inbound></policies>`},
+		{name: "expression outside the subset", doc: "<policies>\n<inbound>\n<set-header name=\"x\"><value>@(new System.Net.Sockets.TcpClient())</value></set-header></inbound></policies>", wantErr: "<set-header>: expression:"},
+		{name: "expression syntax error has a position", doc: "<policies>\n<inbound>\n  <set-variable name=\"v\" value=\"@(1 +)\" /></inbound></policies>", wantErr: "line 3, column"},
 		{name: "wrong section", doc: `<policies><outbound><check-header name="x" failed-check-httpcode="401" failed-check-error-message="m" /></outbound></policies>`, wantErr: "is not allowed in <outbound>"},
 		{name: "forward-request outside backend", doc: `<policies><inbound><forward-request /></inbound></policies>`, wantErr: "allowed in <backend>"},
 		{name: "section twice", doc: `<policies><inbound /><inbound /></policies>`, wantErr: "appears twice"},

@@ -43,7 +43,7 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, start time.
 		Bool("IsRequestSuccess", status < 400 && st.lastError == "").
 		Float64("TotalTime", ms(total)).
 		Bytes("CallerIpAddress", st.ip).
-		Bytes("CorrelationId", newCorrelationID(st.id[:])).
+		Bytes("CorrelationId", st.correlationID()).
 		Bytes("ClientProtocol", ctx.Request.Header.Protocol()).
 		Int("RequestSize", max(ctx.Request.Header.ContentLength(), 0)).
 		Str("Cache", "none")

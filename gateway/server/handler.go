@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -33,6 +34,10 @@ type reqState struct {
 	logBuf []byte
 	ip     []byte
 	id     [36]byte
+	idSet  bool
+	start  time.Time
+	// key is the presented subscription key (a view of request memory).
+	key []byte
 
 	// What the request log reports.
 	api         *router.API
@@ -47,6 +52,7 @@ type reqState struct {
 func (st *reqState) reset() {
 	st.api, st.op, st.sub, st.product = nil, nil, nil, ""
 	st.backendCode, st.backendTime, st.lastError, st.secure = 0, 0, "", false
+	st.idSet, st.key = false, nil
 	st.rreq = router.Request{}
 	st.out = proxy.Outbound{}
 }
@@ -65,6 +71,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	st := g.states.Get().(*reqState)
 	st.reset()
+	st.start = start
 	st.host = append(st.host[:0], ctx.Request.Header.Host()...)
 	st.reqURI = append(st.reqURI[:0], ctx.Request.Header.RequestURI()...)
 	g.serve(ctx, st, path)
@@ -140,12 +147,12 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 		g.denied(ctx, st, &g.errs.invalidKey, api, acc, secure)
 		return
 	}
-	st.sub, st.product = res.Subscription, res.Product
+	st.sub, st.product, st.key = res.Subscription, res.Product, key
 
 	st.secure = secure
 	be := &rt.backends[api.Index]
 	if pl := rt.pipeline(api, st.op, st.product); pl != nil {
-		g.runPolicies(ctx, st, pl, be)
+		g.runPolicies(ctx, st, rt, pl, be)
 		return
 	}
 	if be.Client == nil {
@@ -216,13 +223,29 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, up *policy.Ups
 
 // runPolicies runs the request through its policy pipeline; the backend
 // call happens where the pipeline's forward-request is.
-func (g *Gateway) runPolicies(ctx *fasthttp.RequestCtx, st *reqState, pl *policy.Pipeline, be *policy.Upstream) {
+func (g *Gateway) runPolicies(ctx *fasthttp.RequestCtx, st *reqState, rt *runtime, pl *policy.Pipeline, be *policy.Upstream) {
 	pr := &st.preq
 	pr.Reset()
 	pr.Ctx, pr.API, pr.Operation, pr.Match, pr.Product = ctx, st.api, st.op, &st.match, st.product
 	pr.Forward, pr.State = g.forwardFn, st
+	pr.Info = policy.RequestInfo{
+		API:        &rt.exprAPIs[st.api.Index],
+		Operation:  &rt.exprOps[st.api.Index][st.op.Index],
+		Deployment: &rt.exprDeploy,
+		RequestID:  st.correlationID(),
+		Start:      st.start,
+	}
+	if st.product != "" {
+		pr.Info.Product = rt.exprProducts[strings.ToLower(st.product)]
+	}
 	if st.sub != nil {
 		pr.Subscription = st.sub.Name
+		if pair := rt.exprSubs[st.sub.Name]; pair != nil {
+			pr.Info.Subscription = &pair[0]
+			if string(st.key) != pair[0].Key {
+				pr.Info.Subscription = &pair[1]
+			}
+		}
 	}
 	if be.Client != nil {
 		pr.Backend = be
@@ -246,6 +269,16 @@ func (g *Gateway) forwardForPolicy(r *policy.Request, o policy.ForwardOptions) e
 		return &policy.Error{Reason: st.lastError, Message: e.message, Status: e.status}
 	}
 	return nil
+}
+
+// correlationID returns the request's id (context.RequestId and the
+// request log's CorrelationId), making it on first use.
+func (st *reqState) correlationID() []byte {
+	if !st.idSet {
+		newCorrelationID(st.id[:])
+		st.idSet = true
+	}
+	return st.id[:]
 }
 
 // denied answers 401 with API Management's status text and

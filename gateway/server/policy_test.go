@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,8 +279,82 @@ func TestPolicies(t *testing.T) {
 			},
 		},
 		{
+			name: "expressions: choose, set-variable, context",
+			docs: policyDocs{api: `<policies><inbound><base />
+				<set-variable name="tier" value="@(context.Request.Headers.GetValueOrDefault(&quot;X-Tier&quot;, &quot;free&quot;).ToLower())" />
+				<choose>
+					<when condition="@((string)context.Variables[&quot;tier&quot;] == &quot;gold&quot;)">
+						<set-header name="X-Tier-Seen" exists-action="override"><value>premium</value></set-header>
+					</when>
+					<otherwise>
+						<set-header name="X-Tier-Seen" exists-action="override"><value>basic</value></set-header>
+					</otherwise>
+				</choose>
+				<set-header name="X-Context" exists-action="override">
+					<value>@($"{context.Api.Id}|{context.Operation.Id}|{context.Subscription.Id}|{context.Product.Id}|{context.Request.MatchedParameters["id"]}|{context.Request.Url.Query.GetValueOrDefault("filter", "none")}")</value>
+				</set-header>
+				<set-header name="X-Request-Id" exists-action="override"><value>@(context.RequestId)</value></set-header>
+			</inbound></policies>`},
+			path:   "/p/items/77?filter=recent",
+			header: map[string]string{"X-Tier": "GOLD"},
+			check: func(t *testing.T, r response) {
+				e := decodeEcho(t, r)
+				if e.Headers["X-Tier-Seen"] != "premium" {
+					t.Errorf("X-Tier-Seen %q", e.Headers["X-Tier-Seen"])
+				}
+				if got := e.Headers["X-Context"]; got != "p|get|gold-sub|gold|77|recent" {
+					t.Errorf("X-Context %q", got)
+				}
+				if len(e.Headers["X-Request-Id"]) != 36 {
+					t.Errorf("X-Request-Id %q", e.Headers["X-Request-Id"])
+				}
+			},
+		},
+		{
+			name: "expressions: statement block, backend and rewrite from expressions",
+			docs: policyDocs{api: `<policies><inbound><base />
+				<set-variable name="target" value="@{
+					var id = context.Request.MatchedParameters[&quot;id&quot;];
+					if (int.Parse(id) > 100) { return &quot;big&quot;; }
+					return &quot;small&quot;;
+				}" />
+				<set-backend-service base-url="@(&quot;http://` + other.addr + `/&quot; + (string)context.Variables[&quot;target&quot;])" />
+				<rewrite-uri template="@(&quot;/n/&quot; + context.Request.MatchedParameters[&quot;id&quot;])" copy-unmatched-params="false" />
+			</inbound></policies>`},
+			path: "/p/items/123",
+			check: func(t *testing.T, r response) {
+				e := decodeEcho(t, r)
+				if e.URI != "/big/n/123" || e.Headers["Host"] != other.addr {
+					t.Errorf("backend got %q at %q", e.URI, e.Headers["Host"])
+				}
+			},
+		},
+		{
+			name: "expression failure goes to on-error with LastError",
+			docs: policyDocs{api: `<policies>
+				<inbound><base /><set-variable name="n" value="@(int.Parse(context.Request.Headers.GetValueOrDefault(&quot;X-Count&quot;, &quot;x&quot;)))" /></inbound>
+				<on-error><base /><set-header name="X-Reason" exists-action="override"><value>@(context.LastError.Reason + &quot;/&quot; + context.LastError.Source)</value></set-header></on-error>
+			</policies>`},
+			check: func(t *testing.T, r response) {
+				if r.status != 500 || r.header.Get("X-Reason") != "ExpressionValueEvaluationFailure/set-variable" {
+					t.Errorf("got %d %q %s", r.status, r.header.Get("X-Reason"), r.body)
+				}
+			},
+		},
+		{
+			name: "an access policy that cannot run refuses requests",
+			docs: policyDocs{api: `<policies><inbound><base />
+				<validate-jwt header-name="Authorization"><issuer-signing-keys><key>@(context.Variables.GetValueOrDefault&lt;string&gt;("k"))</key></issuer-signing-keys></validate-jwt>
+			</inbound></policies>`},
+			check: func(t *testing.T, r response) {
+				if r.status != 500 {
+					t.Errorf("got %d %s: an unsupported validate-jwt must not let requests through", r.status, r.body)
+				}
+			},
+		},
+		{
 			name: "unsupported policy skipped, the rest runs",
-			docs: policyDocs{api: `<policies><inbound><base /><rate-limit-by-key calls="1" renewal-period="60" counter-key="@(context.Request.IpAddress)" /><set-header name="X-Ran" exists-action="override"><value>yes</value></set-header></inbound></policies>`},
+			docs: policyDocs{api: `<policies><inbound><base /><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" /><set-header name="X-Ran" exists-action="override"><value>yes</value></set-header></inbound></policies>`},
 			check: func(t *testing.T, r response) {
 				if decodeEcho(t, r).Headers["X-Ran"] != "yes" {
 					t.Error("policies after a skipped one did not run")
@@ -313,18 +388,18 @@ func TestPolicies(t *testing.T) {
 func TestPolicyWarningsAndStrictMode(t *testing.T) {
 	be := startBackend(t, nil)
 	snap := policySnapshot(t, be.addr, be.addr, policyDocs{api: `<policies><inbound><base />
-		<rate-limit-by-key calls="10" renewal-period="60" counter-key="@(context.Request.IpAddress)" />
-		<cors><allowed-origins><origin>*</origin></allowed-origins></cors>
+		<cache-lookup vary-by-developer="false" vary-by-developer-groups="false" />
+		<send-one-way-request mode="new"><set-url>https://example.invalid/audit</set-url></send-one-way-request>
 	</inbound></policies>`})
 	h := startGateway(t, snap, nil)
 	logs := h.logs.String()
-	mustContain(t, "load warnings", logs, `"policy":"rate-limit-by-key"`, `"scope":"api p"`, `"policy":"cors"`, "skipped")
+	mustContain(t, "load warnings", logs, `"policy":"cache-lookup"`, `"scope":"api p"`, `"policy":"send-one-way-request"`, "skipped")
 	if r := do(t, "GET", h.url+"/p/items/1", map[string]string{"Ocp-Apim-Subscription-Key": goldKey}, nil); r.status != 200 {
 		t.Errorf("with skipped policies: %d", r.status)
 	}
 
 	strict := startGateway(t, snap, func(o *Options) { o.StrictPolicies = true })
-	mustContain(t, "strict rejection", strict.logs.String(), "configuration not loaded", "rate-limit-by-key", "--strict-policies")
+	mustContain(t, "strict rejection", strict.logs.String(), "configuration not loaded", "cache-lookup", "--strict-policies")
 	if r := do(t, "GET", strict.url+StatusPath, nil, nil); r.status != 503 {
 		t.Errorf("strict gateway with an unsupported policy is healthy: %d", r.status)
 	}
@@ -367,4 +442,34 @@ func TestForwardRequestTimeoutGoesToOnError(t *testing.T) {
 		t.Errorf("got %d %s %v", r.status, r.body, r.header)
 	}
 	waitFor(t, "the request log", func() bool { return strings.Contains(h.logs.String(), `"LastErrorReason":"Timeout"`) })
+}
+
+func TestRateLimitByKeyAcrossReloads(t *testing.T) {
+	be := startBackend(t, nil)
+	docs := policyDocs{api: `<policies><inbound><base />
+		<rate-limit-by-key calls="3" renewal-period="60" counter-key="@(context.Request.Headers.GetValueOrDefault(&quot;X-Client&quot;, &quot;anon&quot;))"
+			remaining-calls-header-name="X-Remaining" />
+	</inbound></policies>`}
+	h := startGateway(t, policySnapshot(t, be.addr, be.addr, docs), nil)
+	call := func(client string) response {
+		return do(t, "GET", h.url+"/p/items/1", map[string]string{"Ocp-Apim-Subscription-Key": goldKey, "X-Client": client}, nil)
+	}
+	for i := 1; i <= 2; i++ {
+		if r := call("a"); r.status != 200 || r.header.Get("X-Remaining") != strconv.Itoa(3-i) {
+			t.Fatalf("call %d: %d, remaining %q", i, r.status, r.header.Get("X-Remaining"))
+		}
+	}
+	// A new configuration must not reset the counters.
+	writeSnapshot(t, h.dir, strings.Replace(policySnapshot(t, be.addr, be.addr, docs), `"schemaVersion":"1.0"`, `"schemaVersion":"1.0","revision":"2"`, 1))
+	waitFor(t, "reload", func() bool { return h.g.metrics.reloads.Load() >= 2 })
+	if r := call("a"); r.status != 200 {
+		t.Fatalf("third call: %d", r.status)
+	}
+	r := call("a")
+	if r.status != 429 || r.header.Get("Retry-After") == "" || !strings.HasPrefix(r.body, `{ "statusCode": 429, "message": "Rate limit is exceeded. Try again in `) {
+		t.Errorf("fourth call: %d %q %s", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	if r := call("b"); r.status != 200 {
+		t.Errorf("another key shares the counter: %d", r.status)
+	}
 }

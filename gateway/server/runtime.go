@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/expr"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/router"
@@ -30,6 +31,12 @@ type runtime struct {
 	pipelines [][]opPipelines
 	// policyWarnings are the policies skipped at load.
 	policyWarnings []policy.Issue
+	// What policy expressions read of the static context.
+	exprAPIs     []expr.ApiInfo         // by API index
+	exprOps      [][]expr.OperationInfo // by API, operation index
+	exprProducts map[string]*expr.ProductInfo
+	exprSubs     map[string]*[2]expr.SubscriptionInfo // by name: used with the primary, the secondary key
+	exprDeploy   expr.DeploymentInfo
 }
 
 // opPipelines are one operation's pipelines: without a product context,
@@ -132,10 +139,56 @@ func (rt *runtime) compilePolicies(s *config.Snapshot, pool *proxy.Pool, opts po
 		rt.pipelines[a.Index] = ops
 	}
 	rt.policyWarnings = set.Warnings
+	rt.buildExprInfo(s)
 	if err := set.Err(); err != nil {
 		return fmt.Errorf("policies: %w", err)
 	}
 	return nil
+}
+
+// buildExprInfo renders the static parts of `context` once per snapshot.
+func (rt *runtime) buildExprInfo(s *config.Snapshot) {
+	rt.exprAPIs = make([]expr.ApiInfo, len(rt.table.APIs))
+	rt.exprOps = make([][]expr.OperationInfo, len(rt.table.APIs))
+	for _, a := range rt.table.APIs {
+		rt.exprAPIs[a.Index] = expr.ApiInfo{Id: a.BaseName, Name: a.Config.Properties.DisplayName, Path: a.Path,
+			Version: a.Version, Revision: a.Revision, IsCurrentRevision: a.IsCurrent}
+		if rt.exprAPIs[a.Index].Name == "" {
+			rt.exprAPIs[a.Index].Name = a.BaseName
+		}
+		ops := make([]expr.OperationInfo, len(a.Operations))
+		for _, op := range a.Operations {
+			name := op.Config.Properties.DisplayName
+			if name == "" {
+				name = op.Name
+			}
+			ops[op.Index] = expr.OperationInfo{Id: op.Name, Name: name, Method: op.Method, UrlTemplate: op.Template.Raw}
+		}
+		rt.exprOps[a.Index] = ops
+	}
+	rt.exprProducts = map[string]*expr.ProductInfo{}
+	for i := range s.Products {
+		p := &s.Products[i]
+		name := p.Properties.DisplayName
+		if name == "" {
+			name = p.Name
+		}
+		rt.exprProducts[strings.ToLower(p.Name)] = &expr.ProductInfo{Id: p.Name, Name: name,
+			ApprovalRequired: p.Properties.ApprovalRequired, SubscriptionRequired: p.SubscriptionRequiredOrDefault()}
+	}
+	rt.exprSubs = map[string]*[2]expr.SubscriptionInfo{}
+	for i := range s.Subscriptions {
+		sub := &s.Subscriptions[i]
+		name := sub.Properties.DisplayName
+		if name == "" {
+			name = sub.Name
+		}
+		info := expr.SubscriptionInfo{Id: sub.Name, Name: name, PrimaryKey: sub.Properties.PrimaryKey.Value(), SecondaryKey: sub.Properties.SecondaryKey.Value()}
+		pair := &[2]expr.SubscriptionInfo{info, info}
+		pair[0].Key, pair[1].Key = info.PrimaryKey, info.SecondaryKey
+		rt.exprSubs[sub.Name] = pair
+	}
+	rt.exprDeploy = expr.DeploymentInfo{GatewayId: s.Gateway.Name}
 }
 
 // Check compiles s exactly as a reload would (routes, certificates,

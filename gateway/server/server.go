@@ -14,8 +14,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy/counters"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 )
 
@@ -78,6 +81,12 @@ type Options struct {
 	// file system event (events can be lost on some volume types).
 	ReloadInterval time.Duration
 
+	// CacheConnectionStringFile names a file holding a Redis connection
+	// string (cache.external.connectionString, a protected setting, so it
+	// travels as a file, never as an argument): rate limits and quotas are
+	// then shared by every replica. Empty keeps them in memory.
+	CacheConnectionStringFile string
+
 	// StrictPolicies rejects a snapshot with a policy this gateway does
 	// not run, instead of skipping the policy with a warning.
 	StrictPolicies bool
@@ -109,15 +118,18 @@ func DefaultOptions() Options {
 
 // Gateway serves APIs from the current configuration.
 type Gateway struct {
-	opts       Options
-	log        zerolog.Logger
-	reqLog     zerolog.Logger
-	pool       *proxy.Pool
-	rt         atomic.Pointer[runtime]
-	draining   atomic.Bool
-	errs       *apimErrors
-	states     sync.Pool
-	forwardFn  policy.Forwarder
+	opts      Options
+	log       zerolog.Logger
+	reqLog    zerolog.Logger
+	pool      *proxy.Pool
+	rt        atomic.Pointer[runtime]
+	draining  atomic.Bool
+	errs      *apimErrors
+	states    sync.Pool
+	forwardFn policy.Forwarder
+	// counters outlive configuration reloads: a new snapshot must not
+	// reset everybody's rate limits.
+	counters   policy.Counters
 	tlsConfig  *tls.Config
 	fallback   *tls.Certificate
 	metrics    metrics
@@ -182,6 +194,21 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 	}
 	if opts.MaxBodyBytes < 0 {
 		return nil, errors.New("--max-body-bytes cannot be negative")
+	}
+	if opts.CacheConnectionStringFile != "" {
+		raw, err := os.ReadFile(opts.CacheConnectionStringFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cache-connection-string-file: %w", err)
+		}
+		// The error names the file, never the connection string (it holds
+		// a password).
+		rc, err := counters.NewRedis(strings.TrimSpace(string(raw)), counters.RedisOptions{Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("--cache-connection-string-file %s: not a valid Redis connection string", opts.CacheConnectionStringFile)
+		}
+		g.counters = rc
+	} else {
+		g.counters = counters.NewMemory(nil)
 	}
 	if opts.RequestLogSampling < 0 || opts.RequestLogSampling > 1 {
 		return nil, fmt.Errorf("--request-log-sampling %v: must be between 0 and 1", opts.RequestLogSampling)
@@ -379,6 +406,9 @@ func (g *Gateway) shutdown(servers []*fasthttp.Server) {
 		}()
 	}
 	wg.Wait()
+	if c, ok := g.counters.(io.Closer); ok {
+		_ = c.Close()
+	}
 	g.log.Info().Msg("stopped")
 }
 

@@ -79,6 +79,7 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Options, zerolog.L
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "then wait at most this long for in-flight requests")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", opts.ReloadInterval, "re-read the snapshot at least this often, besides file events")
 	fs.Float64Var(&opts.RequestLogSampling, "request-log-sampling", opts.RequestLogSampling, "share of successful requests logged, 0 to 1 (failures are always logged)")
+	fs.StringVar(&opts.CacheConnectionStringFile, "cache-connection-string-file", "", "file holding a Redis connection string (cache.external.connectionString): rate limits and quotas shared by all replicas")
 	fs.BoolVar(&opts.StrictPolicies, "strict-policies", false, "reject a snapshot with a policy this gateway does not run, instead of skipping the policy with a warning")
 	logLevel := fs.String("log-level", "info", "debug, info, warn, error or none; request logs are at info")
 	if err := fs.Parse(args); err != nil {
