@@ -382,6 +382,24 @@ func compileDynamicKey(el *policyxml.Element) (dynamicKey, error) {
 	return d, nil
 }
 
+// readKeyAttrs reads a by-key policy's counter-key (literal, "" when it is
+// an expression), its expressions, and the increment.
+func readKeyAttrs(el *policyxml.Element) (string, dynamicKey, int64, error) {
+	ck, err := required(el, "counter-key")
+	if err != nil {
+		return "", dynamicKey{}, 0, err
+	}
+	dyn, err := compileDynamicKey(el)
+	if err != nil {
+		return "", dynamicKey{}, 0, err
+	}
+	if dyn.keyExpr.isExpr() {
+		ck = ""
+	}
+	n, err := incrementAttrs(el, dyn.condExpr.isExpr())
+	return ck, dyn, n, err
+}
+
 // resolve returns the counter key and the increment for this request.
 func (d *dynamicKey) resolve(r *Request, m *meta, prefix string, n int64) (string, int64, error) {
 	key := prefix
@@ -461,20 +479,9 @@ func compileRateLimitByKey(c *compiler, el *policyxml.Element, m meta) (Step, er
 		return nil, fmt.Errorf("renewal-period must be a positive number of seconds")
 	}
 	if len(el.Children) > 0 {
-		return nil, fmt.Errorf("<%s> cannot be a child of <rate-limit-by-key>", el.Children[0].Name)
+		return nil, fmt.Errorf("<%s> cannot be a child of <%s>", el.Children[0].Name, el.Name)
 	}
-	ck, err := required(el, "counter-key")
-	if err != nil {
-		return nil, err
-	}
-	dyn, err := compileDynamicKey(el)
-	if err != nil {
-		return nil, err
-	}
-	if dyn.keyExpr.isExpr() {
-		ck = ""
-	}
-	n, err := incrementAttrs(el, dyn.condExpr.isExpr())
+	ck, dyn, n, err := readKeyAttrs(el)
 	if err != nil {
 		return nil, err
 	}
@@ -592,20 +599,9 @@ func compileQuotaByKey(c *compiler, el *policyxml.Element, m meta) (Step, error)
 		return nil, fmt.Errorf("renewal-period must be 0 (no renewal) or at least 300 seconds")
 	}
 	if len(el.Children) > 0 {
-		return nil, fmt.Errorf("<%s> cannot be a child of <quota-by-key>", el.Children[0].Name)
+		return nil, fmt.Errorf("<%s> cannot be a child of <%s>", el.Children[0].Name, el.Name)
 	}
-	ck, err := required(el, "counter-key")
-	if err != nil {
-		return nil, err
-	}
-	dyn, err := compileDynamicKey(el)
-	if err != nil {
-		return nil, err
-	}
-	if dyn.keyExpr.isExpr() {
-		ck = ""
-	}
-	n, err := incrementAttrs(el, dyn.condExpr.isExpr())
+	ck, dyn, n, err := readKeyAttrs(el)
 	if err != nil {
 		return nil, err
 	}

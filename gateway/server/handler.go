@@ -116,7 +116,15 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 		Query:  b2s(ctx.URI().QueryString()),
 		Header: &ctx.Request.Header,
 	}
-	switch rt.table.Lookup(&st.match, &st.rreq) {
+	found := rt.table.Lookup(&st.match, &st.rreq)
+	if found != router.NotFound && rt.pipelines != nil && policy.IsPreflight(ctx) &&
+		(found == router.OperationNotFound || st.match.Operation.Method != fasthttp.MethodOptions) {
+		if g.preflight(ctx, st, rt, secure) {
+			return
+		}
+		found = rt.table.Lookup(&st.match, &st.rreq)
+	}
+	switch found {
 	case router.NotFound:
 		st.lastError = "ApiNotFound"
 		g.errs.notFound.write(ctx)
@@ -269,6 +277,52 @@ func (g *Gateway) forwardForPolicy(r *policy.Request, o policy.ForwardOptions) e
 		return &policy.Error{Reason: st.lastError, Message: e.message, Status: e.status}
 	}
 	return nil
+}
+
+// preflight answers a CORS preflight request with the cors policies that
+// apply to the operation the browser asks about, before any operation
+// match or subscription check: API Management handles preflight that way
+// when the API has no OPTIONS operation of its own. It reports false when
+// no cors policy applies (the request then gets the usual answer).
+func (g *Gateway) preflight(ctx *fasthttp.RequestCtx, st *reqState, rt *runtime, secure bool) bool {
+	asked := st.rreq
+	asked.Method = b2s(ctx.Request.Header.Peek(fasthttp.HeaderAccessControlRequestMethod))
+	var m router.Match
+	api, op := (*router.API)(nil), (*router.Operation)(nil)
+	switch rt.table.Lookup(&m, &asked) {
+	case router.Found:
+		api, op = m.API, m.Operation
+	case router.OperationNotFound:
+		// Global and API scope cors still apply: take any operation of
+		// the API for them.
+		if api = m.API; len(api.Operations) > 0 {
+			op = api.Operations[0]
+		}
+	}
+	if op == nil {
+		return false
+	}
+	// A preflight carries no subscription key header; a key in the query
+	// string gives the product context, as in API Management.
+	product := ""
+	acc := rt.subs.Access(api)
+	if key := ctx.QueryArgs().Peek(acc.QueryName); len(key) > 0 {
+		if res := rt.subs.Check(api, key); res.Decision == subscription.Allowed {
+			product = res.Product
+		}
+	}
+	pl := rt.pipeline(api, op, product)
+	if pl == nil {
+		return false
+	}
+	pr := &st.preq
+	pr.Reset()
+	pr.Ctx, pr.API, pr.Operation, pr.Match, pr.Product = ctx, api, op, &m, product
+	if !pl.Preflight(pr) {
+		return false
+	}
+	st.api, st.op, st.product, st.secure = api, op, product, secure
+	return true
 }
 
 // correlationID returns the request's id (context.RequestId and the
