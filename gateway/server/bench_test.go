@@ -124,6 +124,28 @@ func BenchmarkRequestForwardedWithPolicies(b *testing.B) {
 	}
 }
 
+// issueStack is the stack the policy issue names: subscription key,
+// rate-limit-by-key with an expression key, set-header, rewrite-uri,
+// set-backend-service.
+const issueStack = `<policies><inbound><base />` +
+	`<rate-limit-by-key calls=\"1000000000\" renewal-period=\"300\" counter-key=\"@(context.Subscription.Id)\" />` +
+	`<set-header name=\"X-Request-Source\" exists-action=\"override\"><value>gateway</value></set-header>` +
+	`<rewrite-uri template=\"/v2/items/{id}\" />` +
+	`<set-backend-service base-url=\"http://backend.local/api\" />` +
+	`</inbound><backend><base /></backend><outbound><base /></outbound></policies>`
+
+func BenchmarkRequestForwardedIssueStack(b *testing.B) {
+	g := inMemoryGatewayWith(b, issueStack)
+	ctx := newCtx()
+	if code := serveOne(g, ctx, "/bench/items/42?x=1", "bench-key-000000000001"); code != 200 {
+		b.Fatalf("status %d", code)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		serveOne(g, ctx, "/bench/items/42?x=1", "bench-key-000000000001")
+	}
+}
+
 func BenchmarkRequestMissingKey(b *testing.B) {
 	benchmarkRequest(b, "/bench/items/42", "", 401)
 }
