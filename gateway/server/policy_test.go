@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -74,6 +75,7 @@ func TestPolicies(t *testing.T) {
 		method string
 		path   string
 		header map[string]string
+		body   string
 		check  func(t *testing.T, r response)
 	}{
 		{
@@ -353,6 +355,32 @@ func TestPolicies(t *testing.T) {
 			},
 		},
 		{
+			name: "authentication-basic and find-and-replace",
+			docs: policyDocs{
+				api: `<policies><inbound><base /><authentication-basic username="svc" password="{{backend-password}}" />
+					<find-and-replace from="secret" to="public" /></inbound>
+					<outbound><base /><find-and-replace from="POST" to="@(&quot;P&quot; + &quot;OSTED&quot;)" /></outbound></policies>`,
+				namedValues: `[{"name": "backend-password", "properties": {"displayName": "backend-password", "value": "s3cr3t", "secret": true}}]`,
+			},
+			method: "POST",
+			path:   "/p/items",
+			body:   "a secret body",
+			check: func(t *testing.T, r response) {
+				restored := r
+				restored.body = strings.ReplaceAll(r.body, "POSTED", "POST")
+				e := decodeEcho(t, restored)
+				if e.Headers["Authorization"] != "Basic c3ZjOnMzY3IzdA==" {
+					t.Errorf("Authorization %q", e.Headers["Authorization"])
+				}
+				if e.Body != "a public body" {
+					t.Errorf("backend body %q", e.Body)
+				}
+				if !strings.Contains(r.body, `"method":"POSTED"`) {
+					t.Errorf("response body not rewritten: %s", r.body)
+				}
+			},
+		},
+		{
 			name: "unsupported policy skipped, the rest runs",
 			docs: policyDocs{api: `<policies><inbound><base /><cache-lookup vary-by-developer="false" vary-by-developer-groups="false" /><set-header name="X-Ran" exists-action="override"><value>yes</value></set-header></inbound></policies>`},
 			check: func(t *testing.T, r response) {
@@ -380,7 +408,11 @@ func TestPolicies(t *testing.T) {
 			if method == "" {
 				method = "GET"
 			}
-			tc.check(t, do(t, method, h.url+path, header, nil))
+			var body io.Reader
+			if tc.body != "" || method == "POST" {
+				body = strings.NewReader(tc.body)
+			}
+			tc.check(t, do(t, method, h.url+path, header, body))
 		})
 	}
 }
