@@ -79,6 +79,8 @@ type Request struct {
 	exprEnv expr.Env
 	// dynBackend holds a set-backend-service base-url computed per request.
 	dynBackend Upstream
+	bodyRead   bool
+	bodyErr    error
 	// onResponse runs, in order, when Run ends, on the final response
 	// (cors adds its headers there).
 	onResponse []func(*Request)

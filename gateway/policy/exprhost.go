@@ -40,7 +40,7 @@ type exprHeaders struct {
 type exprParams struct{ r *Request }
 type exprQuery struct{ r *Request }
 type exprBody struct {
-	req  *fasthttp.Request
+	r    *Request // the request's body, read through the body limit
 	resp *fasthttp.Response
 }
 
@@ -85,7 +85,7 @@ func (q exprRequest) Headers() expr.MultiMap {
 func (q exprRequest) IpAddress() string                 { return q.r.Ctx.RemoteIP().String() }
 func (q exprRequest) MatchedParameters() expr.StringMap { return exprParams(q) }
 func (q exprRequest) Body() expr.Body {
-	return exprBody{req: &q.r.Ctx.Request}
+	return exprBody{r: q.r}
 }
 
 func (s exprResponse) StatusCode() int { return s.r.Ctx.Response.StatusCode() }
@@ -200,8 +200,8 @@ func (q exprQuery) Names() []string {
 // hands later readers an empty body; the gateway keeps it, because the
 // backend call still needs it (a documented difference).
 func (b exprBody) Read(preserveContent bool) ([]byte, error) {
-	if b.req != nil {
-		return b.req.Body(), nil
+	if b.r != nil {
+		return b.r.RequestBody()
 	}
 	return b.resp.Body(), nil
 }

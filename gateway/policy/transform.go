@@ -98,7 +98,10 @@ func (s *findReplace) Exec(r *Request) error {
 		r.Ctx.Response.SetBody(bytes.ReplaceAll(body, []byte(from), []byte(to)))
 		return nil
 	}
-	body := r.Ctx.Request.Body()
+	body, err := r.RequestBody()
+	if err != nil {
+		return err
+	}
 	r.Ctx.Request.SetBody(bytes.ReplaceAll(body, []byte(from), []byte(to)))
 	return nil
 }

@@ -36,6 +36,8 @@ type reqState struct {
 	id     [36]byte
 	idSet  bool
 	start  time.Time
+	// bodyLimited: the --max-body-bytes check has run.
+	bodyLimited bool
 	// key is the presented subscription key (a view of request memory).
 	key []byte
 
@@ -52,7 +54,7 @@ type reqState struct {
 func (st *reqState) reset() {
 	st.api, st.op, st.sub, st.product = nil, nil, nil, ""
 	st.backendCode, st.backendTime, st.lastError, st.secure = 0, 0, "", false
-	st.idSet, st.key = false, nil
+	st.idSet, st.key, st.bodyLimited = false, nil, false
 	st.rreq = router.Request{}
 	st.out = proxy.Outbound{}
 }
@@ -177,7 +179,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 // query. On failure it records LastErrorReason and returns the answer to
 // give.
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, up *policy.Upstream, path string, query []byte, timeout time.Duration) *apimError {
-	if !g.limitBody(ctx) {
+	if !st.bodyLimited && !g.limitBody(ctx) {
 		st.lastError = "RequestEntityTooLarge"
 		return &g.errs.tooLarge
 	}
@@ -232,6 +234,13 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, up *policy.Ups
 // runPolicies runs the request through its policy pipeline; the backend
 // call happens where the pipeline's forward-request is.
 func (g *Gateway) runPolicies(ctx *fasthttp.RequestCtx, st *reqState, rt *runtime, pl *policy.Pipeline, be *policy.Upstream) {
+	// The body limit applies before any policy can read the body.
+	if !g.limitBody(ctx) {
+		st.lastError = "RequestEntityTooLarge"
+		g.errs.tooLarge.write(ctx)
+		return
+	}
+	st.bodyLimited = true
 	pr := &st.preq
 	pr.Reset()
 	pr.Ctx, pr.API, pr.Operation, pr.Match, pr.Product = ctx, st.api, st.op, &st.match, st.product
@@ -391,11 +400,9 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-type bodyTooLargeError struct{}
-
-func (bodyTooLargeError) Error() string { return "request body larger than --max-body-bytes" }
-
-var errBodyTooLarge error = bodyTooLargeError{}
+// errBodyTooLarge is the policy package's, so a policy reading the body
+// recognises the limit.
+var errBodyTooLarge = policy.ErrBodyTooLarge
 
 // hasDotSegment reports "." or ".." path segments, literal or
 // percent-encoded.

@@ -505,3 +505,21 @@ func TestRateLimitByKeyAcrossReloads(t *testing.T) {
 		t.Errorf("another key shares the counter: %d", r.status)
 	}
 }
+
+// A policy that reads the body cannot be used to pass --max-body-bytes.
+func TestBodyLimitBeforePolicies(t *testing.T) {
+	be := startBackend(t, nil)
+	h := startGateway(t, policySnapshot(t, be.addr, be.addr, policyDocs{api: `<policies><inbound><base /><find-and-replace from="a" to="b" /></inbound></policies>`}),
+		func(o *Options) { o.MaxBodyBytes = 64 << 10 })
+	big := strings.Repeat("a", 1<<20)
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(big)
+		if chunked {
+			body = io.MultiReader(body)
+		}
+		r := do(t, "POST", h.url+"/p/items", map[string]string{"Ocp-Apim-Subscription-Key": goldKey}, body)
+		if r.status != 413 {
+			t.Errorf("chunked=%v: %d, want 413", chunked, r.status)
+		}
+	}
+}
