@@ -28,6 +28,14 @@ type Options struct {
 	// HTTPClient sends control-plane requests (validate-jwt's OpenID
 	// configuration fetches); nil means a default client with timeouts.
 	HTTPClient HTTPDoer
+	// SideClient sends send-request and send-one-way-request calls; nil
+	// means a default client with timeouts and a bounded response body
+	// (see defaultSideClient in send.go).
+	SideClient *fasthttp.Client
+	// Cache is the long-lived store of the caching policies; the server
+	// passes the same one at every reload. Nil: an in-memory store for
+	// this Set only.
+	Cache Cache
 }
 
 // Set holds the compiled documents of one snapshot and composes

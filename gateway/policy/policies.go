@@ -39,8 +39,8 @@ func definitions() map[string]policyDef {
 		"include-fragment":    {sections: all, compile: compileIncludeFragment},
 
 		"choose":                          {sections: all, compile: compileChoose, expressions: true},
-		"retry":                           skip(all, notYet),
-		"wait":                            skip(all, notYet),
+		"retry":                           {sections: all, compile: compileRetry, expressions: true},
+		"wait":                            {sections: inb | bak | out, compile: compileWait, expressions: true},
 		"trace":                           skip(all, "request tracing is not available on this gateway"),
 		"cors":                            {sections: inb, compile: compileCORS},
 		"validate-jwt":                    {sections: inb, compile: compileValidateJWT, failClosed: true},
@@ -52,13 +52,13 @@ func definitions() map[string]policyDef {
 		"quota":                           {sections: inb, compile: compileQuota},
 		"quota-by-key":                    {sections: inb, compile: compileQuotaByKey, expressions: true},
 		"limit-concurrency":               {sections: all, compile: compileLimitConcurrency, expressions: true},
-		"cache-lookup":                    skip(inb, notYet),
-		"cache-store":                     skip(out, notYet),
-		"cache-lookup-value":              skip(all, notYet),
-		"cache-store-value":               skip(all, notYet),
-		"cache-remove-value":              skip(all, notYet),
-		"send-request":                    skip(all, notYet),
-		"send-one-way-request":            skip(all, notYet),
+		"cache-lookup":                    {sections: inb, compile: compileCacheLookup, expressions: true},
+		"cache-store":                     {sections: out, compile: compileCacheStore, expressions: true},
+		"cache-lookup-value":              {sections: all, compile: compileCacheLookupValue, expressions: true},
+		"cache-store-value":               {sections: all, compile: compileCacheStoreValue, expressions: true},
+		"cache-remove-value":              {sections: all, compile: compileCacheRemoveValue, expressions: true},
+		"send-request":                    {sections: all, compile: compileSendRequest, expressions: true},
+		"send-one-way-request":            {sections: all, compile: compileSendOneWay, expressions: true},
 		"find-and-replace":                {sections: all, compile: compileFindReplace, expressions: true},
 		"json-to-xml":                     skip(inb|out|one, notYet),
 		"xml-to-json":                     skip(inb|out|one, notYet),
@@ -432,14 +432,19 @@ func (s *setBody) Exec(r *Request) error {
 type returnResponse struct {
 	meta
 	steps []Step
+	// varName is response-variable-name: a send-request response to
+	// answer with, which the children then change.
+	varName string
 }
 
 func compileReturnResponse(c *compiler, el *policyxml.Element, m meta) (Step, error) {
-	if _, ok := el.Attr("response-variable-name"); ok {
-		c.unsupported(el, "response-variable-name needs send-request, which "+notYet+" run")
-		return nil, nil
-	}
 	rr := &returnResponse{meta: m}
+	if a, ok := el.Attr("response-variable-name"); ok {
+		if a.Expr {
+			return nil, fmt.Errorf("attribute response-variable-name cannot be a policy expression")
+		}
+		rr.varName = a.Value
+	}
 	// The children describe the response: headers and body always go to
 	// the response, whatever section return-response sits in.
 	sub := &compiler{set: c.set, loc: c.loc, section: Outbound}
@@ -457,6 +462,11 @@ func compileReturnResponse(c *compiler, el *policyxml.Element, m meta) (Step, er
 func (s *returnResponse) Exec(r *Request) error {
 	r.Ctx.Response.Reset()
 	r.Ctx.Response.SetStatusCode(fasthttp.StatusOK)
+	if s.varName != "" {
+		if err := writeResponseVar(r, &s.meta, s.varName); err != nil {
+			return err
+		}
+	}
 	saved := r.section
 	r.section = Outbound
 	err := runSteps(r, s.steps)

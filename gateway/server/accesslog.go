@@ -7,6 +7,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 )
 
@@ -46,7 +47,7 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, start time.
 		Bytes("CorrelationId", st.correlationID()).
 		Bytes("ClientProtocol", ctx.Request.Header.Protocol()).
 		Int("RequestSize", max(ctx.Request.Header.ContentLength(), 0)).
-		Str("Cache", "none")
+		Str("Cache", policy.CacheStatus(ctx))
 	if !ctx.Response.IsBodyStream() {
 		e = e.Int("ResponseSize", len(ctx.Response.Body()))
 	} else if n := ctx.Response.Header.ContentLength(); n >= 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy/cachestore"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy/counters"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 )
@@ -129,7 +130,9 @@ type Gateway struct {
 	forwardFn policy.Forwarder
 	// counters outlive configuration reloads: a new snapshot must not
 	// reset everybody's rate limits.
-	counters   policy.Counters
+	counters policy.Counters
+	// cache, like counters, outlives reloads.
+	cache      policy.Cache
 	tlsConfig  *tls.Config
 	fallback   *tls.Certificate
 	metrics    metrics
@@ -207,8 +210,14 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 			return nil, fmt.Errorf("--cache-connection-string-file %s: not a valid Redis connection string", opts.CacheConnectionStringFile)
 		}
 		g.counters = rc
+		cc, err := cachestore.NewRedis(strings.TrimSpace(string(raw)), cachestore.RedisOptions{Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("--cache-connection-string-file %s: not a valid Redis connection string", opts.CacheConnectionStringFile)
+		}
+		g.cache = cc
 	} else {
 		g.counters = counters.NewMemory(nil)
+		g.cache = cachestore.NewMemory(0, nil)
 	}
 	if opts.RequestLogSampling < 0 || opts.RequestLogSampling > 1 {
 		return nil, fmt.Errorf("--request-log-sampling %v: must be between 0 and 1", opts.RequestLogSampling)
@@ -407,6 +416,9 @@ func (g *Gateway) shutdown(servers []*fasthttp.Server) {
 	}
 	wg.Wait()
 	if c, ok := g.counters.(io.Closer); ok {
+		_ = c.Close()
+	}
+	if c, ok := g.cache.(io.Closer); ok {
 		_ = c.Close()
 	}
 	g.log.Info().Msg("stopped")
