@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,9 +38,7 @@ type Redis struct {
 	timeout time.Duration
 	log     zerolog.Logger
 
-	errors  atomic.Uint64
-	logged  atomic.Uint64 // errors already reported
-	lastLog atomic.Int64  // unix nanos of the last log line
+	failures counters.FailureLog
 }
 
 // NewRedis connects to the Redis server named by conn, a redis:// or
@@ -118,18 +115,11 @@ func (r *Redis) Delete(key string) error {
 
 // failed counts an error and logs it, at most once per ten seconds.
 func (r *Redis) failed(err error) {
-	total := r.errors.Add(1)
-	now := time.Now().UnixNano()
-	last := r.lastLog.Load()
-	if now-last < int64(10*time.Second) || !r.lastLog.CompareAndSwap(last, now) {
-		return
-	}
-	since := total - r.logged.Swap(total)
-	r.log.Error().Err(err).Uint64("errors", since).Msg("cache store unavailable: lookups miss and stores are dropped")
+	r.failures.Fail(r.log, err, "cache store unavailable: lookups miss and stores are dropped")
 }
 
 // Errors returns how many operations failed since the store was made.
-func (r *Redis) Errors() uint64 { return r.errors.Load() }
+func (r *Redis) Errors() uint64 { return r.failures.Count() }
 
 // Ping checks the connection.
 func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }

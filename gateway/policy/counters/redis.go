@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -72,9 +71,7 @@ type Redis struct {
 	now     func() time.Time
 	local   *Memory // concurrency slots stay per instance
 
-	errors  atomic.Uint64
-	logged  atomic.Uint64 // errors already reported
-	lastLog atomic.Int64  // unix nanos of the last log line
+	failures FailureLog
 }
 
 // NewRedis connects to the Redis server named by conn: a redis:// or
@@ -187,18 +184,11 @@ func (r *Redis) Hit(key string, n int64, w Window, limit int64) (Result, error) 
 
 // failed counts an error and logs it, at most once per ten seconds.
 func (r *Redis) failed(err error) {
-	total := r.errors.Add(1)
-	now := time.Now().UnixNano()
-	last := r.lastLog.Load()
-	if now-last < int64(10*time.Second) || !r.lastLog.CompareAndSwap(last, now) {
-		return
-	}
-	since := total - r.logged.Swap(total)
-	r.log.Error().Err(err).Uint64("errors", since).Msg("rate limit store unavailable: limits not enforced (failing open)")
+	r.failures.Fail(r.log, err, "rate limit store unavailable: limits not enforced (failing open)")
 }
 
 // Errors returns how many hits failed open since the store was made.
-func (r *Redis) Errors() uint64 { return r.errors.Load() }
+func (r *Redis) Errors() uint64 { return r.failures.Count() }
 
 // Ping checks the connection.
 func (r *Redis) Ping(ctx context.Context) error { return r.client.Ping(ctx).Err() }
