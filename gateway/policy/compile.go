@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"regexp"
@@ -36,6 +37,14 @@ type Options struct {
 	// passes the same one at every reload. Nil: an in-memory store for
 	// this Set only.
 	Cache Cache
+	// Breakers holds the backends' circuit breakers; the server passes
+	// the same one at every reload so an unchanged backend keeps its
+	// breaker state. Nil: breakers for this Set only.
+	Breakers *Breakers
+	// ClientWithCert returns the long-lived client for a backend target
+	// that presents a client certificate (authentication-certificate).
+	// Nil: authentication-certificate is skipped with a warning.
+	ClientWithCert func(proxy.Target, *tls.Certificate) *fasthttp.HostClient
 }
 
 // Set holds the compiled documents of one snapshot and composes
@@ -87,17 +96,41 @@ var namedValueRef = regexp.MustCompile(`\{\{\s*([A-Za-z0-9._-]+)\s*\}\}`)
 // to a missing named value is an error, as in API Management.
 func (s *Set) substitute(loc Location, src string) (string, bool) {
 	ok := true
-	out := namedValueRef.ReplaceAllStringFunc(src, func(ref string) string {
-		name := namedValueRef.FindStringSubmatch(ref)[1]
+	liquid := liquidRegions.FindAllStringIndex(src, -1)
+	var b strings.Builder
+	last := 0
+	for _, m := range namedValueRef.FindAllStringSubmatchIndex(src, -1) {
+		name := src[m[2]:m[3]]
 		v, found := s.named[strings.ToLower(name)]
 		if !found {
+			// Inside a Liquid template {{ body.name }} is an output, not a
+			// named value: leave it for the template.
+			if inRegions(liquid, m[0]) {
+				continue
+			}
 			s.errs = append(s.errs, Issue{Location: loc, Message: fmt.Sprintf("named value %q is not in $.namedValues", name)})
 			ok = false
-			return ref
+			continue
 		}
-		return v
-	})
-	return out, ok
+		b.WriteString(src[last:m[0]])
+		b.WriteString(v)
+		last = m[1]
+	}
+	b.WriteString(src[last:])
+	return b.String(), ok
+}
+
+// liquidRegions finds the bodies of set-body elements with a Liquid
+// template.
+var liquidRegions = regexp.MustCompile(`(?s)<set-body[^>]*template\s*=\s*["']liquid["'][^>]*>.*?</set-body>`)
+
+func inRegions(regions [][]int, at int) bool {
+	for _, r := range regions {
+		if at >= r[0] && at < r[1] {
+			return true
+		}
+	}
+	return false
 }
 
 // Compile compiles one document. It returns nil for an empty source. Errors

@@ -79,6 +79,9 @@ type Request struct {
 	exprEnv expr.Env
 	// dynBackend holds a set-backend-service base-url computed per request.
 	dynBackend Upstream
+	// clientCert is authentication-certificate's client certificate for
+	// the backend call, nil for none.
+	clientCert *clientCert
 	bodyRead   bool
 	bodyErr    error
 	// onResponse runs, in order, when Run ends, on the final response
@@ -102,6 +105,9 @@ type Upstream struct {
 	Scheme   string
 	Host     string
 	BasePath string
+	// Breaker is the backend entity's circuit breaker, nil when it has
+	// none; forward-request records each outcome in it.
+	Breaker *Breaker
 }
 
 // Pipeline is the composed, compiled policy of one operation in one

@@ -41,11 +41,11 @@ func definitions() map[string]policyDef {
 		"choose":                          {sections: all, compile: compileChoose, expressions: true},
 		"retry":                           {sections: all, compile: compileRetry, expressions: true},
 		"wait":                            {sections: inb | bak | out, compile: compileWait, expressions: true},
-		"trace":                           skip(all, "request tracing is not available on this gateway"),
+		"trace":                           {sections: all, compile: compileTrace, expressions: true},
 		"cors":                            {sections: inb, compile: compileCORS},
 		"validate-jwt":                    {sections: inb, compile: compileValidateJWT, failClosed: true},
 		"authentication-basic":            {sections: inb, compile: compileAuthBasic, expressions: true},
-		"authentication-certificate":      skip(inb, notYet),
+		"authentication-certificate":      {sections: inb, compile: compileAuthCert},
 		"authentication-managed-identity": skip(inb, "the gateway has no managed identity token yet"),
 		"rate-limit":                      {sections: inb, compile: compileRateLimit},
 		"rate-limit-by-key":               {sections: inb, compile: compileRateLimitByKey, expressions: true},
@@ -60,8 +60,8 @@ func definitions() map[string]policyDef {
 		"send-request":                    {sections: all, compile: compileSendRequest, expressions: true},
 		"send-one-way-request":            {sections: all, compile: compileSendOneWay, expressions: true},
 		"find-and-replace":                {sections: all, compile: compileFindReplace, expressions: true},
-		"json-to-xml":                     skip(inb|out|one, notYet),
-		"xml-to-json":                     skip(inb|out|one, notYet),
+		"json-to-xml":                     {sections: inb | out | one, compile: compileJSONToXML, expressions: true},
+		"xml-to-json":                     {sections: inb | out | one, compile: compileXMLToJSON, expressions: true},
 		"emit-metric":                     skip(all, notYet),
 		"log-to-eventhub":                 skip(all, "Azure Event Hubs logging is Azure-only"),
 		"publish-to-dapr":                 skip(all, "Dapr is not supported"),
@@ -392,8 +392,7 @@ type setBody struct {
 
 func compileSetBody(c *compiler, el *policyxml.Element, m meta) (Step, error) {
 	if t := attr(el, "template", ""); t != "" {
-		c.unsupported(el, "template "+t+": "+notYet)
-		return nil, nil
+		return compileSetBodyTemplate(c, el, m, t)
 	}
 	if el.TextExpr {
 		t, err := elemText(el)
@@ -736,15 +735,9 @@ func compileSetBackend(c *compiler, el *policyxml.Element, m meta) (Step, error)
 		return nil, nil
 	}
 	if hasID {
-		b := c.set.backend(id.Value)
-		if b == nil {
-			return nil, fmt.Errorf("backend-id %q names no backend in $.backends", id.Value)
-		}
-		if b.Properties.Type == config.BackendPool {
-			c.unsupported(el, "load-balanced pool backends: "+notYet)
-			return nil, nil
-		}
-		url = b.Properties.URL
+		// Backend entities (Single with its circuit breaker, or Pool):
+		// backendpool.go.
+		return compileBackendID(c, m, id.Value)
 	}
 	target, basePath, err := proxy.ParseTarget(url)
 	if err != nil {
@@ -807,7 +800,14 @@ func (s *forward) Exec(r *Request) error {
 		return s.fail("BackendNotConfigured", "No backend is configured for this API", fasthttp.StatusInternalServerError)
 	}
 	r.Forwarded = true
-	if err := r.Forward(r, s.opts); err != nil {
+	if r.clientCert != nil {
+		r.clientCert.apply(r)
+	}
+	err := r.Forward(r, s.opts)
+	if r.Backend != nil && r.Backend.Breaker != nil {
+		r.Backend.Breaker.recordForward(r, err)
+	}
+	if err != nil {
 		if pe, ok := err.(*Error); ok {
 			pe.Source, pe.Scope, pe.Section, pe.Path, pe.PolicyID = s.name, s.loc.Scope.String(), s.section.String(), s.path, s.id
 			return pe

@@ -170,3 +170,21 @@ func TestLastErrorFields(t *testing.T) {
 		t.Errorf("answer %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
 }
+
+// {{ ... }} in a Liquid template is the template's; elsewhere an unknown
+// name is a missing named value.
+func TestNamedValuesAndLiquid(t *testing.T) {
+	t.Parallel()
+	set := newSet(t, false)
+	set.Compile(Location{Scope: ScopeAPI, Name: "a"}, `<policies><inbound>
+		<set-body template="liquid">{"id": "{{body.id}}", "greeting": "{{greeting}}"}</set-body>
+	</inbound></policies>`)
+	if err := set.Err(); err != nil {
+		t.Fatalf("liquid output taken for a named value: %v", err)
+	}
+	set = newSet(t, false)
+	set.Compile(Location{Scope: ScopeAPI, Name: "a"}, `<policies><inbound><set-header name="x"><value>{{body.id}}</value></set-header></inbound></policies>`)
+	if err := set.Err(); err == nil || !strings.Contains(err.Error(), `named value "body.id"`) {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -4,6 +4,7 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -76,6 +77,14 @@ type Pool struct {
 	opts    Options
 	mu      sync.Mutex
 	clients map[Target]*fasthttp.HostClient
+	// certClients present a client certificate (authentication-certificate):
+	// one client per target and certificate.
+	certClients map[certKey]*fasthttp.HostClient
+}
+
+type certKey struct {
+	target Target
+	thumb  [sha256.Size]byte
 }
 
 // NewPool returns an empty pool.
@@ -95,7 +104,7 @@ func NewPool(opts Options) *Pool {
 	if opts.ReadBufferSize <= 0 {
 		opts.ReadBufferSize = 16 << 10
 	}
-	return &Pool{opts: opts, clients: map[Target]*fasthttp.HostClient{}}
+	return &Pool{opts: opts, clients: map[Target]*fasthttp.HostClient{}, certClients: map[certKey]*fasthttp.HostClient{}}
 }
 
 // Client returns the client for t, creating it on first use.
@@ -110,6 +119,26 @@ func (p *Pool) Client(t Target) *fasthttp.HostClient {
 	return c
 }
 
+// ClientWithCert returns the client for t that presents crt, creating it
+// on first use. Without a certificate it is Client.
+func (p *Pool) ClientWithCert(t Target, crt *tls.Certificate) *fasthttp.HostClient {
+	if crt == nil || len(crt.Certificate) == 0 {
+		return p.Client(t)
+	}
+	k := certKey{target: t, thumb: sha256.Sum256(crt.Certificate[0])}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.certClients[k]; ok {
+		return c
+	}
+	c := p.newClient(t)
+	if c.TLSConfig != nil {
+		c.TLSConfig.Certificates = []tls.Certificate{*crt}
+	}
+	p.certClients[k] = c
+	return c
+}
+
 // Retain drops the clients of targets not in keep, closing their idle
 // connections. Requests still running on an old configuration keep the
 // client they hold; it is garbage once they finish.
@@ -120,6 +149,12 @@ func (p *Pool) Retain(keep map[Target]bool) {
 		if !keep[t] {
 			c.CloseIdleConnections()
 			delete(p.clients, t)
+		}
+	}
+	for k, c := range p.certClients {
+		if !keep[k.target] {
+			c.CloseIdleConnections()
+			delete(p.certClients, k)
 		}
 	}
 }

@@ -381,8 +381,23 @@ func TestPolicies(t *testing.T) {
 			},
 		},
 		{
+			name: "liquid set-body",
+			docs: policyDocs{api: `<policies><inbound><base />
+				<set-body template="liquid">{"ident": "{{body.id}}", "upper": "{{ body.name | Upcase }}", "sub": "{{context.Subscription.Id}}"}</set-body>
+			</inbound></policies>`},
+			method: "POST",
+			path:   "/p/items",
+			header: map[string]string{"Content-Type": "application/json"},
+			body:   `{"id": 5, "name": "widget"}`,
+			check: func(t *testing.T, r response) {
+				if got := decodeEcho(t, r).Body; got != `{"ident": "5", "upper": "WIDGET", "sub": "gold-sub"}` {
+					t.Errorf("backend body %q", got)
+				}
+			},
+		},
+		{
 			name: "unsupported policy skipped, the rest runs",
-			docs: policyDocs{api: `<policies><inbound><base /><json-to-xml apply="always" consider-accept-header="false" /><set-header name="X-Ran" exists-action="override"><value>yes</value></set-header></inbound></policies>`},
+			docs: policyDocs{api: `<policies><inbound><base /><redirect-content-urls /><set-header name="X-Ran" exists-action="override"><value>yes</value></set-header></inbound></policies>`},
 			check: func(t *testing.T, r response) {
 				if decodeEcho(t, r).Headers["X-Ran"] != "yes" {
 					t.Error("policies after a skipped one did not run")
@@ -420,18 +435,18 @@ func TestPolicies(t *testing.T) {
 func TestPolicyWarningsAndStrictMode(t *testing.T) {
 	be := startBackend(t, nil)
 	snap := policySnapshot(t, be.addr, be.addr, policyDocs{api: `<policies><inbound><base />
-		<json-to-xml apply="always" consider-accept-header="false" />
+		<redirect-content-urls />
 		<xsl-transform><xsl:stylesheet version="1.0" /></xsl-transform>
 	</inbound></policies>`})
 	h := startGateway(t, snap, nil)
 	logs := h.logs.String()
-	mustContain(t, "load warnings", logs, `"policy":"json-to-xml"`, `"scope":"api p"`, `"policy":"xsl-transform"`, "skipped")
+	mustContain(t, "load warnings", logs, `"policy":"redirect-content-urls"`, `"scope":"api p"`, `"policy":"xsl-transform"`, "skipped")
 	if r := do(t, "GET", h.url+"/p/items/1", map[string]string{"Ocp-Apim-Subscription-Key": goldKey}, nil); r.status != 200 {
 		t.Errorf("with skipped policies: %d", r.status)
 	}
 
 	strict := startGateway(t, snap, func(o *Options) { o.StrictPolicies = true })
-	mustContain(t, "strict rejection", strict.logs.String(), "configuration not loaded", "json-to-xml", "--strict-policies")
+	mustContain(t, "strict rejection", strict.logs.String(), "configuration not loaded", "xsl-transform", "--strict-policies")
 	if r := do(t, "GET", strict.url+StatusPath, nil, nil); r.status != 503 {
 		t.Errorf("strict gateway with an unsupported policy is healthy: %d", r.status)
 	}
@@ -521,5 +536,38 @@ func TestBodyLimitBeforePolicies(t *testing.T) {
 		if !strings.HasPrefix(got, "HTTP/1.1 413") {
 			t.Errorf("%s: status line %q, want 413", name, got)
 		}
+	}
+}
+
+// A pool backend spreads requests over its members, and a member whose
+// circuit breaker trips is left out until it recovers.
+func TestBackendPoolAndCircuitBreaker(t *testing.T) {
+	good := startBackend(t, nil)
+	failing := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(503) })
+	snap := `{"schemaVersion": "1.0",
+	 "apis": [{"name": "p", "properties": {"path": "p", "serviceUrl": "http://` + good.addr + `", "subscriptionRequired": false},
+	   "policy": "<policies><inbound><base /><set-backend-service backend-id=\"pool\" /></inbound></policies>",
+	   "operations": [{"name": "get", "properties": {"method": "GET", "urlTemplate": "/*"}}]}],
+	 "backends": [
+	   {"name": "good", "properties": {"url": "http://` + good.addr + `/good"}},
+	   {"name": "bad", "properties": {"url": "http://` + failing.addr + `/bad",
+	     "circuitBreaker": {"rules": [{"name": "r", "failureCondition": {"count": 2, "interval": "PT1M", "statusCodeRanges": [{"min": 500, "max": 599}]}, "tripDuration": "PT1M"}]}}},
+	   {"name": "pool", "properties": {"type": "Pool", "pool": {"services": [{"id": "/backends/good"}, {"id": "/backends/bad"}]}}}
+	 ]}`
+	h := startGateway(t, snap, nil)
+	var codes []int
+	for range 10 {
+		codes = append(codes, do(t, "GET", h.url+"/p/x", nil, nil).status)
+	}
+	failures := 0
+	for _, c := range codes {
+		if c == 503 {
+			failures++
+		}
+	}
+	// Round robin sends every other request to the failing member until
+	// its breaker opens after two failures; then only the good one serves.
+	if failures != 2 || codes[len(codes)-1] != 200 || codes[len(codes)-2] != 200 {
+		t.Errorf("status codes %v: want two 503s from the failing member, then only 200s", codes)
 	}
 }

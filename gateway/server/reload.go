@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -56,13 +57,21 @@ func (g *Gateway) Reload() error {
 		}
 		return err
 	}
-	rt, err := compile(snap, hash, g.pool, policy.Options{Strict: g.opts.StrictPolicies, Counters: g.counters, Cache: g.cache})
+	rt, err := compile(snap, hash, g.pool, policy.Options{Strict: g.opts.StrictPolicies, Counters: g.counters, Cache: g.cache, Breakers: g.breakers})
 	if err != nil {
 		g.metrics.reloadFailures.Add(1)
 		return fmt.Errorf("config %q: %w", file, err)
 	}
 	old := g.rt.Swap(rt)
 	g.pool.Retain(rt.targets)
+	g.breakers.Retain(func(name string) bool {
+		for i := range snap.Backends {
+			if strings.EqualFold(snap.Backends[i].Name, name) {
+				return true
+			}
+		}
+		return false
+	})
 	g.metrics.reloads.Add(1)
 	ev := g.log.Info().Str("file", file).Str("revision", snap.Revision).Int("apis", len(rt.table.APIs)).
 		Int("products", len(snap.Products)).Int("subscriptions", len(snap.Subscriptions))

@@ -2,9 +2,12 @@ package server
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/expr"
@@ -104,7 +107,16 @@ func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool, opts 
 // compilePolicies compiles every policy document and composes one
 // pipeline per operation and product context.
 func (rt *runtime) compilePolicies(s *config.Snapshot, pool *proxy.Pool, opts policy.Options) error {
-	opts.Client = pool.Client
+	// Every target a policy resolves at load is kept by the pool on the
+	// next reload, like the APIs' own.
+	opts.Client = func(t proxy.Target) *fasthttp.HostClient {
+		rt.targets[t] = true
+		return pool.Client(t)
+	}
+	opts.ClientWithCert = func(t proxy.Target, crt *tls.Certificate) *fasthttp.HostClient {
+		rt.targets[t] = true
+		return pool.ClientWithCert(t, crt)
+	}
 	set := policy.NewSet(s, opts)
 	global := set.Compile(policy.Location{Scope: policy.ScopeGlobal}, s.Policy)
 	products := map[string]*policy.Document{}

@@ -132,7 +132,10 @@ type Gateway struct {
 	// reset everybody's rate limits.
 	counters policy.Counters
 	// cache, like counters, outlives reloads.
-	cache      policy.Cache
+	cache policy.Cache
+	// breakers keep the circuit-breaker state of unchanged backends across
+	// reloads.
+	breakers   *policy.Breakers
 	tlsConfig  *tls.Config
 	fallback   *tls.Certificate
 	metrics    metrics
@@ -152,6 +155,7 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 	g := &Gateway{opts: opts, log: log, reqLog: reqLog, errs: newAPIMErrors(), ready: make(chan struct{})}
 	g.states.New = func() any { return new(reqState) }
 	g.forwardFn = g.forwardForPolicy
+	g.breakers = policy.NewBreakers()
 
 	clientTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if opts.ClientCipherSuites != "" {
