@@ -56,10 +56,23 @@ type validateJWT struct {
 	providers []*oidcProvider
 	audiences []string
 	issuers   []string
-	claims    []jwtClaim
+	// audienceExprs and issuerExprs are <audience>/<issuer> values given as
+	// policy expressions, evaluated per request.
+	audienceExprs []text
+	issuerExprs   []text
+	claims        []jwtClaim
 }
 
 func compileValidateJWT(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	// Expressions are evaluated in <audience> and <issuer>; anywhere else
+	// the policy cannot run, and as an access policy it then fails closed.
+	if pos, found := jwtExprOutsideValues(el); found {
+		steps := c.skip(c.set.defs["validate-jwt"], el, pos, m, "a policy expression outside <audience> and <issuer>, which this policy does not evaluate yet")
+		if len(steps) == 0 {
+			return nil, nil
+		}
+		return steps[0], nil
+	}
 	v := &validateJWT{meta: m, status: fasthttp.StatusUnauthorized}
 	sources := 0
 	if a, ok := el.Attr("header-name"); ok {
@@ -144,12 +157,28 @@ func compileValidateJWT(c *compiler, el *policyxml.Element, m meta) (Step, error
 				if a.Name != "audience" {
 					return nil, fmt.Errorf("<%s> cannot be a child of <audiences>", a.Name)
 				}
+				if a.TextExpr {
+					t, err := elemText(a)
+					if err != nil {
+						return nil, err
+					}
+					v.audienceExprs = append(v.audienceExprs, t)
+					continue
+				}
 				v.audiences = append(v.audiences, strings.TrimSpace(a.Text))
 			}
 		case "issuers":
 			for _, a := range ch.Children {
 				if a.Name != "issuer" {
 					return nil, fmt.Errorf("<%s> cannot be a child of <issuers>", a.Name)
+				}
+				if a.TextExpr {
+					t, err := elemText(a)
+					if err != nil {
+						return nil, err
+					}
+					v.issuerExprs = append(v.issuerExprs, t)
+					continue
 				}
 				v.issuers = append(v.issuers, strings.TrimSpace(a.Text))
 			}
@@ -277,7 +306,15 @@ func (s *validateJWT) Exec(r *Request) error {
 	if f.reason != "" {
 		return s.failWith(f)
 	}
-	if f := s.checkClaims(claims, time.Now()); f.reason != "" {
+	check := s
+	if len(s.audienceExprs)+len(s.issuerExprs) > 0 {
+		resolved, err := s.resolve(r)
+		if err != nil {
+			return err
+		}
+		check = resolved
+	}
+	if f := check.checkClaims(claims, time.Now()); f.reason != "" {
 		return s.failWith(f)
 	}
 	if s.outputVar != "" {
@@ -288,6 +325,48 @@ func (s *validateJWT) Exec(r *Request) error {
 		r.Vars[s.outputVar] = raw
 	}
 	return nil
+}
+
+// resolve returns a copy of the policy with expression audiences and
+// issuers evaluated for this request.
+func (s *validateJWT) resolve(r *Request) (*validateJWT, error) {
+	c := *s
+	c.audiences = append([]string(nil), s.audiences...)
+	c.issuers = append([]string(nil), s.issuers...)
+	for i := range s.audienceExprs {
+		v, err := s.audienceExprs[i].str(r, &s.meta)
+		if err != nil {
+			return nil, err
+		}
+		c.audiences = append(c.audiences, strings.TrimSpace(v))
+	}
+	for i := range s.issuerExprs {
+		v, err := s.issuerExprs[i].str(r, &s.meta)
+		if err != nil {
+			return nil, err
+		}
+		c.issuers = append(c.issuers, strings.TrimSpace(v))
+	}
+	return &c, nil
+}
+
+// jwtExprOutsideValues finds a policy expression anywhere in validate-jwt
+// except the text of <audience> and <issuer>.
+func jwtExprOutsideValues(el *policyxml.Element) (policyxml.Pos, bool) {
+	for _, a := range el.Attrs {
+		if a.Expr {
+			return a.Pos, true
+		}
+	}
+	if el.TextExpr && el.Name != "audience" && el.Name != "issuer" {
+		return el.Pos, true
+	}
+	for _, ch := range el.Children {
+		if pos, ok := jwtExprOutsideValues(ch); ok {
+			return pos, true
+		}
+	}
+	return policyxml.Pos{}, false
 }
 
 // header is the part of the JOSE header key selection needs.

@@ -197,6 +197,8 @@ func TestValidateJWT(t *testing.T) {
 		{name: "no exp allowed", attrs: `require-expiration-time="false"`, body: hmacKey, headers: []string{"Authorization: Bearer " + hs(claims(func(c jwt.MapClaims) { delete(c, "exp") }))}},
 		{name: "wrong audience", body: hmacKey + `<audiences><audience>api://other</audience></audiences>`, headers: []string{"Authorization: Bearer " + hs(claims())}, reason: "TokenAudienceNotAllowed"},
 		{name: "audience in a list", body: hmacKey + `<audiences><audience>api://x</audience><audience>api://gw</audience></audiences>`, headers: []string{"Authorization: Bearer " + hs(claims(func(c jwt.MapClaims) { c["aud"] = []string{"api://y", "api://gw"} }))}},
+		{name: "audience from an expression", body: hmacKey + `<audiences><audience>@("api://" + "gw")</audience></audiences>`, headers: []string{"Authorization: Bearer " + hs(claims())}},
+		{name: "audience from an expression, wrong", body: hmacKey + `<audiences><audience>@("api://" + "other")</audience></audiences>`, headers: []string{"Authorization: Bearer " + hs(claims())}, reason: "TokenAudienceNotAllowed"},
 		{name: "wrong issuer", body: hmacKey + `<issuers><issuer>https://other/</issuer></issuers>`, headers: []string{"Authorization: Bearer " + hs(claims())}, reason: "TokenIssuerNotAllowed"},
 		{name: "issuer from openid-config", body: oidc, headers: []string{"Authorization: Bearer " + rs(claims(func(c jwt.MapClaims) { c["iss"] = "https://evil/" }))}, reason: "TokenIssuerNotAllowed"},
 		{name: "missing claim", body: hmacKey + `<required-claims><claim name="roles" /></required-claims>`, headers: []string{"Authorization: Bearer " + hs(claims())}, reason: "TokenClaimNotFound"},

@@ -43,7 +43,7 @@ func definitions() map[string]policyDef {
 		"wait":                            {sections: inb | bak | out, compile: compileWait, expressions: true},
 		"trace":                           {sections: all, compile: compileTrace, expressions: true},
 		"cors":                            {sections: inb, compile: compileCORS},
-		"validate-jwt":                    {sections: inb, compile: compileValidateJWT, failClosed: true},
+		"validate-jwt":                    {sections: inb, compile: compileValidateJWT, expressions: true, failClosed: true},
 		"authentication-basic":            {sections: inb, compile: compileAuthBasic, expressions: true},
 		"authentication-certificate":      {sections: inb, compile: compileAuthCert},
 		"authentication-managed-identity": skip(inb, "the gateway has no managed identity token yet"),
