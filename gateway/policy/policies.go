@@ -705,6 +705,68 @@ func (s *rewriteURI) Exec(r *Request) error {
 
 // --- set-backend-service, forward-request ---------------------------------------
 
+// maxRedirects bounds follow-redirects.
+const maxRedirects = 10
+
+// followRedirects answers the backend's redirects itself: 303, and 301 or
+// 302 after a POST, become GET without a body; 307 and 308 repeat the
+// method and body. The final answer replaces the backend's.
+func (s *forward) followRedirects(r *Request) error {
+	resp := &r.Ctx.Response
+	// Relative locations resolve against the URL the backend was called
+	// at: the request-target sent, on the backend's scheme and host.
+	current := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(current)
+	if r.Backend != nil {
+		current.SetScheme(r.Backend.Scheme)
+		current.SetHost(r.Backend.Host)
+	}
+	current.SetPathBytes(r.Ctx.Request.URI().PathOriginal())
+	current.SetQueryStringBytes(r.Ctx.Request.URI().QueryString())
+	var body []byte
+	method := string(r.Ctx.Request.Header.Method())
+	for range maxRedirects {
+		code := resp.StatusCode()
+		loc := resp.Header.Peek(fasthttp.HeaderLocation)
+		if len(loc) == 0 || (code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
+			return nil
+		}
+		current.Update(string(loc))
+		switch {
+		case code == 303, (code == 301 || code == 302) && method == fasthttp.MethodPost:
+			method, body = fasthttp.MethodGet, nil
+		case body == nil && method != fasthttp.MethodGet && method != fasthttp.MethodHead:
+			b, err := r.RequestBody()
+			if err != nil {
+				return err
+			}
+			body = b
+		}
+		req := fasthttp.AcquireRequest()
+		r.Ctx.Request.Header.CopyTo(&req.Header)
+		req.Header.SetMethod(method)
+		req.SetURI(current)
+		req.Header.SetHostBytes(current.Host())
+		req.UseHostHeader = true
+		req.SetBody(body)
+		resp.Reset()
+		err := s.redirects.DoTimeout(req, resp, s.timeout())
+		fasthttp.ReleaseRequest(req)
+		if err != nil {
+			reason, status := proxy.Reason(err)
+			return s.fail(reason, "Backend redirect could not be followed", status)
+		}
+	}
+	return nil
+}
+
+func (s *forward) timeout() time.Duration {
+	if s.opts.Timeout > 0 {
+		return s.opts.Timeout
+	}
+	return 300 * time.Second
+}
+
 type setBackend struct {
 	meta
 	backend Upstream
@@ -771,6 +833,9 @@ type forward struct {
 	meta
 	opts            ForwardOptions
 	failOnErrorCode bool
+	// redirects, when set (follow-redirects="true"), follows the backend's
+	// redirects with this client, across hosts.
+	redirects *fasthttp.Client
 }
 
 func compileForward(c *compiler, el *policyxml.Element, m meta) (Step, error) {
@@ -785,8 +850,7 @@ func compileForward(c *compiler, el *policyxml.Element, m meta) (Step, error) {
 	if follow, err := boolAttr(el, "follow-redirects", false); err != nil {
 		return nil, err
 	} else if follow {
-		c.unsupported(el, "follow-redirects=\"true\": "+notYet)
-		return nil, nil
+		f.redirects = c.sideClient()
 	}
 	var err error
 	if f.failOnErrorCode, err = boolAttr(el, "fail-on-error-status-code", false); err != nil {
@@ -813,6 +877,11 @@ func (s *forward) Exec(r *Request) error {
 			return pe
 		}
 		return err
+	}
+	if s.redirects != nil {
+		if err := s.followRedirects(r); err != nil {
+			return err
+		}
 	}
 	if s.failOnErrorCode && r.Ctx.Response.StatusCode() >= 400 {
 		return s.fail("BackendErrorStatusCode", "Backend responded with status code "+strconv.Itoa(r.Ctx.Response.StatusCode()), r.Ctx.Response.StatusCode())

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -569,5 +570,42 @@ func TestBackendPoolAndCircuitBreaker(t *testing.T) {
 	// its breaker opens after two failures; then only the good one serves.
 	if failures != 2 || codes[len(codes)-1] != 200 || codes[len(codes)-2] != 200 {
 		t.Errorf("status codes %v: want two 503s from the failing member, then only 200s", codes)
+	}
+}
+
+func TestForwardRequestFollowRedirects(t *testing.T) {
+	final := startBackend(t, nil)
+	be := startBackend(t, func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Path()) {
+		case "/svc/items/1":
+			ctx.Redirect("/svc/moved", 302)
+		case "/svc/moved":
+			ctx.Response.Header.Set("Location", "http://"+final.addr+"/there")
+			ctx.SetStatusCode(307)
+		default:
+			ctx.SetStatusCode(404)
+		}
+	})
+	global := `<policies><inbound /><backend><forward-request follow-redirects="true" /></backend><outbound /></policies>`
+	h := startGateway(t, policySnapshot(t, be.addr, be.addr, policyDocs{global: global}), nil)
+	r := do(t, "GET", h.url+"/p/items/1", map[string]string{"Ocp-Apim-Subscription-Key": goldKey}, nil)
+	if r.status != 200 {
+		t.Fatalf("status %d %s", r.status, r.body)
+	}
+	if e := decodeEcho(t, r); e.URI != "/there" || e.Headers["Host"] != final.addr {
+		t.Errorf("followed to %q at %q", e.URI, e.Headers["Host"])
+	}
+	// Without follow-redirects the client gets the redirect.
+	h2 := startGateway(t, policySnapshot(t, be.addr, be.addr, policyDocs{}), nil)
+	req, _ := http.NewRequest("GET", h2.url+"/p/items/1", nil)
+	req.Header.Set("Ocp-Apim-Subscription-Key", goldKey)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 302 {
+		t.Errorf("without follow-redirects: %d", resp.StatusCode)
 	}
 }
