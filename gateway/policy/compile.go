@@ -33,6 +33,9 @@ type Options struct {
 	// means a default client with timeouts and a bounded response body
 	// (see defaultSideClient in send.go).
 	SideClient *fasthttp.Client
+	// Metrics receives emit-metric values; nil skips emit-metric with a
+	// warning.
+	Metrics MetricSink
 	// Cache is the long-lived store of the caching policies; the server
 	// passes the same one at every reload. Nil: an in-memory store for
 	// this Set only.

@@ -62,7 +62,7 @@ func definitions() map[string]policyDef {
 		"find-and-replace":                {sections: all, compile: compileFindReplace, expressions: true},
 		"json-to-xml":                     {sections: inb | out | one, compile: compileJSONToXML, expressions: true},
 		"xml-to-json":                     {sections: inb | out | one, compile: compileXMLToJSON, expressions: true},
-		"emit-metric":                     skip(all, notYet),
+		"emit-metric":                     {sections: all, compile: compileEmitMetric, expressions: true},
 		"log-to-eventhub":                 skip(all, "Azure Event Hubs logging is Azure-only"),
 		"publish-to-dapr":                 skip(all, "Dapr is not supported"),
 		"invoke-dapr-binding":             skip(all, "Dapr is not supported"),

@@ -62,4 +62,5 @@ func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
 	fmt.Fprintln(w, "# HELP apim_gateway_config_loaded_timestamp_seconds When the loaded configuration was applied.")
 	fmt.Fprintln(w, "# TYPE apim_gateway_config_loaded_timestamp_seconds gauge")
 	fmt.Fprintf(w, "apim_gateway_config_loaded_timestamp_seconds %d\n", ts)
+	g.emitted.write(w)
 }

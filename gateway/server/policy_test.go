@@ -609,3 +609,22 @@ func TestForwardRequestFollowRedirects(t *testing.T) {
 		t.Errorf("without follow-redirects: %d", resp.StatusCode)
 	}
 }
+
+func TestEmitMetric(t *testing.T) {
+	be := startBackend(t, nil)
+	h := startGateway(t, policySnapshot(t, be.addr, be.addr, policyDocs{api: `<policies><inbound><base />
+		<emit-metric name="orders" value="@(context.Request.MatchedParameters[&quot;id&quot;])" namespace="shop">
+			<dimension name="API ID" />
+			<dimension name="Tier" value="@(context.Request.Headers.GetValueOrDefault(&quot;X-Tier&quot;, &quot;free&quot;))" />
+		</emit-metric>
+	</inbound></policies>`}), nil)
+	for _, id := range []string{"2", "3"} {
+		if r := do(t, "GET", h.url+"/p/items/"+id, map[string]string{"Ocp-Apim-Subscription-Key": goldKey, "X-Tier": "gold"}, nil); r.status != 200 {
+			t.Fatalf("status %d", r.status)
+		}
+	}
+	m := do(t, "GET", h.tel+"/metrics", nil, nil).body
+	mustContain(t, "metrics", m,
+		`apim_gateway_emitted_metric_sum{namespace="shop",name="orders",dim_API_ID="p",dim_Tier="gold"} 5`,
+		`apim_gateway_emitted_metric_count{namespace="shop",name="orders",dim_API_ID="p",dim_Tier="gold"} 2`)
+}

@@ -135,7 +135,9 @@ type Gateway struct {
 	cache policy.Cache
 	// breakers keep the circuit-breaker state of unchanged backends across
 	// reloads.
-	breakers   *policy.Breakers
+	breakers *policy.Breakers
+	// emitted holds emit-metric values across reloads.
+	emitted    *emitted
 	tlsConfig  *tls.Config
 	fallback   *tls.Certificate
 	metrics    metrics
@@ -156,6 +158,7 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 	g.states.New = func() any { return new(reqState) }
 	g.forwardFn = g.forwardForPolicy
 	g.breakers = policy.NewBreakers()
+	g.emitted = newEmitted()
 
 	clientTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if opts.ClientCipherSuites != "" {
