@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -109,12 +110,20 @@ func compile(s *config.Snapshot, hash [sha256.Size]byte, pool *proxy.Pool, opts 
 func (rt *runtime) compilePolicies(s *config.Snapshot, pool *proxy.Pool, opts policy.Options) error {
 	// Every target a policy resolves at load is kept by the pool on the
 	// next reload, like the APIs' own.
+	// Steps that compute a backend per request (base-url expressions) call
+	// these too, concurrently: only load-time calls are recorded.
+	var sealed atomic.Bool
+	defer sealed.Store(true)
 	opts.Client = func(t proxy.Target) *fasthttp.HostClient {
-		rt.targets[t] = true
+		if !sealed.Load() {
+			rt.targets[t] = true
+		}
 		return pool.Client(t)
 	}
 	opts.ClientWithCert = func(t proxy.Target, crt *tls.Certificate) *fasthttp.HostClient {
-		rt.targets[t] = true
+		if !sealed.Load() {
+			rt.targets[t] = true
+		}
 		return pool.ClientWithCert(t, crt)
 	}
 	set := policy.NewSet(s, opts)
