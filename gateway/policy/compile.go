@@ -33,6 +33,9 @@ type Options struct {
 	// means a default client with timeouts and a bounded response body
 	// (see defaultSideClient in send.go).
 	SideClient *fasthttp.Client
+	// Shared is the state that outlives reloads (see Shared); nil makes
+	// one for this Set.
+	Shared *Shared
 	// Metrics receives emit-metric values; nil skips emit-metric with a
 	// warning.
 	Metrics MetricSink
@@ -83,6 +86,14 @@ func NewSet(s *config.Snapshot, opts Options) *Set {
 		set.fragments[strings.ToLower(f.Name)] = &fragment{def: f}
 	}
 	return set
+}
+
+// shared returns the Set's long-lived state, making it on first use.
+func (s *Set) shared() *Shared {
+	if s.opts.Shared == nil {
+		s.opts.Shared = NewShared()
+	}
+	return s.opts.Shared
 }
 
 // Err returns the errors found so far, nil when none.

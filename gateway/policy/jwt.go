@@ -130,7 +130,7 @@ func compileValidateJWT(c *compiler, el *policyxml.Element, m meta) (Step, error
 			if err != nil {
 				return nil, fmt.Errorf("<openid-config>: %v", err)
 			}
-			p, err := oidcProviderFor(c.set.opts.HTTPClient, strings.TrimSpace(u))
+			p, err := c.set.shared().oidcProviderFor(c.set.opts.HTTPClient, strings.TrimSpace(u))
 			if err != nil {
 				return nil, err
 			}

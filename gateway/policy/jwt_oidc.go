@@ -39,26 +39,30 @@ const (
 	oidcMaxBody      = 1 << 20
 )
 
-var defaultOIDCClient HTTPDoer = &http.Client{
-	Timeout: oidcFetchTimeout,
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 10 * time.Second,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
-	},
-	CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if req.URL.Scheme != "https" {
-			return errors.New("redirect away from https")
-		}
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	},
+// newOIDCClient is the client for OpenID configurations when Options has
+// none: bounded timeouts, the environment's proxy, https redirects only.
+func newOIDCClient() HTTPDoer {
+	return &http.Client{
+		Timeout: oidcFetchTimeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Scheme != "https" {
+				return errors.New("redirect away from https")
+			}
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			return nil
+		},
+	}
 }
 
 // oidcKeys is one fetched OpenID configuration: its issuer and keys.
@@ -89,21 +93,19 @@ type oidcKey struct {
 	url    string
 }
 
-var oidcProviders sync.Map // oidcKey -> *oidcProvider
-
-func oidcProviderFor(client HTTPDoer, rawURL string) (*oidcProvider, error) {
+func (sh *Shared) oidcProviderFor(client HTTPDoer, rawURL string) (*oidcProvider, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("<openid-config> url %q must be an https URL", rawURL)
 	}
 	if client == nil {
-		client = defaultOIDCClient
+		client = sh.oidcClient
 	}
 	k := oidcKey{client: client, url: u.String()}
-	if p, ok := oidcProviders.Load(k); ok {
+	if p, ok := sh.oidc.Load(k); ok {
 		return p.(*oidcProvider), nil
 	}
-	p, _ := oidcProviders.LoadOrStore(k, &oidcProvider{url: k.url, client: client, now: time.Now})
+	p, _ := sh.oidc.LoadOrStore(k, &oidcProvider{url: k.url, client: client, now: time.Now})
 	return p.(*oidcProvider), nil
 }
 

@@ -283,7 +283,7 @@ func TestValidateJWTKeyRotation(t *testing.T) {
 	testKeys(t)
 	provider := newIDP(t, rsaJWK("r1", testRSA))
 	set := jwtSet(provider)
-	p, err := oidcProviderFor(set.opts.HTTPClient, provider.configURL())
+	p, err := set.shared().oidcProviderFor(set.opts.HTTPClient, provider.configURL())
 	if err != nil {
 		t.Fatal(err)
 	}

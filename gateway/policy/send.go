@@ -76,12 +76,6 @@ type oneWayLimiter struct {
 
 func newOneWayLimiter(n int) *oneWayLimiter { return &oneWayLimiter{slots: make(chan struct{}, n)} }
 
-var oneWaySlots = newOneWayLimiter(oneWayMaxInFlight)
-
-// OneWayDropped reports how many send-one-way-request calls were dropped
-// because oneWayMaxInFlight calls were already under way.
-func OneWayDropped() uint64 { return oneWaySlots.dropped.Load() }
-
 func (l *oneWayLimiter) tryAcquire() bool {
 	select {
 	case l.slots <- struct{}{}:
@@ -126,7 +120,7 @@ func compileSendOneWay(c *compiler, el *policyxml.Element, m meta) (Step, error)
 }
 
 func compileSend(c *compiler, el *policyxml.Element, m meta, oneWay bool) (Step, error) {
-	s := &sendRequest{meta: m, oneWay: oneWay, client: c.sideClient(), limiter: oneWaySlots}
+	s := &sendRequest{meta: m, oneWay: oneWay, client: c.sideClient(), limiter: c.set.shared().oneWay}
 	var err error
 	if s.mode, err = attrText(el, "mode", "new"); err != nil {
 		return nil, err

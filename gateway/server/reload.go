@@ -57,7 +57,7 @@ func (g *Gateway) Reload() error {
 		}
 		return err
 	}
-	rt, err := compile(snap, hash, g.pool, policy.Options{Strict: g.opts.StrictPolicies, Counters: g.counters, Cache: g.cache, Breakers: g.breakers, Metrics: g.emitted})
+	rt, err := compile(snap, hash, g.pool, policy.Options{Strict: g.opts.StrictPolicies, Counters: g.counters, Cache: g.cache, Breakers: g.breakers, Metrics: g.emitted, Shared: g.shared})
 	if err != nil {
 		g.metrics.reloadFailures.Add(1)
 		return fmt.Errorf("config %q: %w", file, err)

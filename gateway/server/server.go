@@ -159,6 +159,7 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 	g.forwardFn = g.forwardForPolicy
 	g.breakers = policy.NewBreakers()
 	g.emitted = newEmitted()
+	g.shared = policy.NewShared()
 
 	clientTLS := &tls.Config{MinVersion: tls.VersionTLS12}
 	if opts.ClientCipherSuites != "" {
