@@ -137,7 +137,10 @@ type Gateway struct {
 	// reloads.
 	breakers *policy.Breakers
 	// emitted holds emit-metric values across reloads.
-	emitted    *emitted
+	emitted *emitted
+	// shared is the policies' other long-lived state (OpenID
+	// configurations, the bound on one-way calls).
+	shared     *policy.Shared
 	tlsConfig  *tls.Config
 	fallback   *tls.Certificate
 	metrics    metrics
