@@ -31,7 +31,7 @@ type Options struct {
 	HTTPClient HTTPDoer
 	// SideClient sends send-request and send-one-way-request calls; nil
 	// means a default client with timeouts and a bounded response body
-	// (see defaultSideClient in send.go).
+	// (see newSideClient in send.go), kept in Shared.
 	SideClient *fasthttp.Client
 	// Shared is the state that outlives reloads (see Shared); nil makes
 	// one for this Set.

@@ -6,7 +6,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,34 +35,27 @@ const (
 	oneWayMaxInFlight = 256
 )
 
-var (
-	defaultSideOnce sync.Once
-	defaultSide     *fasthttp.Client
-)
-
-// defaultSideClient is the client for send-request when Options has none:
+// newSideClient is the client for send-request when Options has none:
 // dial, read and write timeouts so no call hangs past the policy timeout
 // by much, and a bounded response body.
-func defaultSideClient() *fasthttp.Client {
-	defaultSideOnce.Do(func() {
-		defaultSide = &fasthttp.Client{
-			NoDefaultUserAgentHeader:      true,
-			ReadTimeout:                   maxSendTimeout,
-			WriteTimeout:                  maxSendTimeout,
-			MaxIdleConnDuration:           30 * time.Second,
-			MaxConnsPerHost:               512,
-			MaxResponseBodySize:           sideMaxBody,
-			DisableHeaderNamesNormalizing: true,
-			DisablePathNormalizing:        true,
-		}
-	})
-	return defaultSide
+func newSideClient() *fasthttp.Client {
+	return &fasthttp.Client{
+		NoDefaultUserAgentHeader:      true,
+		ReadTimeout:                   maxSendTimeout,
+		WriteTimeout:                  maxSendTimeout,
+		MaxIdleConnDuration:           30 * time.Second,
+		MaxConnsPerHost:               512,
+		MaxResponseBodySize:           sideMaxBody,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+	}
 }
 
 // sideClient returns the Set's client for send-request.
 func (c *compiler) sideClient() *fasthttp.Client {
 	if c.set.opts.SideClient == nil {
-		c.set.opts.SideClient = defaultSideClient()
+		// Shared, so connections survive configuration reloads.
+		c.set.opts.SideClient = c.set.shared().side
 	}
 	return c.set.opts.SideClient
 }

@@ -1,6 +1,10 @@
 package policy
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/valyala/fasthttp"
+)
 
 // Shared is the state that outlives configuration reloads and is not a
 // store of its own: OpenID configurations fetched for validate-jwt, and
@@ -12,11 +16,14 @@ type Shared struct {
 	// oidcClient fetches OpenID configurations when Options.HTTPClient is
 	// nil.
 	oidcClient HTTPDoer
+	// side sends send-request and send-one-way-request calls when
+	// Options.SideClient is nil.
+	side *fasthttp.Client
 }
 
 // NewShared returns empty shared state.
 func NewShared() *Shared {
-	return &Shared{oneWay: newOneWayLimiter(oneWayMaxInFlight), oidcClient: newOIDCClient()}
+	return &Shared{oneWay: newOneWayLimiter(oneWayMaxInFlight), oidcClient: newOIDCClient(), side: newSideClient()}
 }
 
 // OneWayDropped reports how many send-one-way-request calls were dropped
