@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ type sideServer struct {
 	hits    int
 	got     chan string
 	release chan struct{}
+	slowIn  atomic.Int32 // /slow calls under way
 }
 
 func newSideServer(t *testing.T) *sideServer {
@@ -46,6 +48,8 @@ func newSideServer(t *testing.T) *sideServer {
 			json.Unmarshal([]byte(strings.TrimPrefix(q.URL.Path, "/status/")), &code)
 			w.WriteHeader(code)
 		case q.URL.Path == "/slow":
+			s.slowIn.Add(1)
+			defer s.slowIn.Add(-1)
 			select {
 			case <-time.After(2 * time.Second):
 			case <-s.release:

@@ -70,8 +70,13 @@ func TestWait(t *testing.T) {
 func TestWaitParallel(t *testing.T) {
 	t.Parallel()
 	srv := newSideServer(t)
+	// The calls are answered only once all three are under way at the
+	// same time; run one after another, each would wait its 2 s out.
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.slowIn.Load() < 3 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 		close(srv.release)
 	}()
 	doc := `<policies><inbound><wait for="all">`
