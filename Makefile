@@ -19,9 +19,10 @@ BENCH_RUNS     ?= 3
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: ## Build apim-gateway and the demo echo backend into bin/
+build: ## Build apim-gateway, apim-agent and the demo echo backend into bin/
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/apim-gateway ./gateway/cmd/apim-gateway
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/apim-agent ./extension/cmd/apim-agent
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/echo-backend ./examples/echo-backend
 
 run: build ## Run the gateway on examples/demo with a local echo backend (Ctrl-C stops)
