@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/internal/redistest"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy/cachestore"
 )
 
@@ -21,7 +22,7 @@ func newRedisCache(t *testing.T, url, prefix string) *cachestore.Redis {
 }
 
 func TestCacheRedisStore(t *testing.T) {
-	url := startRedisServer(t)
+	url := redistest.Start(t)
 	prefix := "cache-test-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
 	a := newRedisCache(t, url, prefix)
 	b := newRedisCache(t, url, prefix)
@@ -79,7 +80,7 @@ func TestCacheRedisStore(t *testing.T) {
 // TestCacheRedisTwoSets compiles the same policies in two Sets with two
 // Redis stores, as two gateway replicas: what one stores, the other finds.
 func TestCacheRedisTwoSets(t *testing.T) {
-	url := startRedisServer(t)
+	url := redistest.Start(t)
 	prefix := "cache-test-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
 	doc := `<policies>
 		<inbound>

@@ -17,10 +17,11 @@ const corpusDir = "../../../shared/corpora/apim-policies"
 
 var (
 	corpusNamedValue = regexp.MustCompile(`\{\{\s*([A-Za-z0-9._-]+)\s*\}\}`)
-	// Lab templates write {placeholders} a deployment fills in.
-	corpusBackendID = regexp.MustCompile(`backend-id="([^"@]+)"`)
-	corpusFragment  = regexp.MustCompile(`fragment-id="([^"@]+)"`)
-	// A whole attribute value that is a lab template's placeholder.
+	// Some corpus files are lab templates: deployment scripts replace
+	// tokens such as {backend-id} before upload, so such attribute values
+	// are given a concrete value here, as the deployment would.
+	corpusBackendID   = regexp.MustCompile(`backend-id="([^"@]+)"`)
+	corpusFragment    = regexp.MustCompile(`fragment-id="([^"@]+)"`)
 	corpusPlaceholder = regexp.MustCompile(`="\{[A-Za-z0-9_-]+\}"`)
 )
 

@@ -74,7 +74,8 @@ type Step interface {
 	Exec(r *Request) error
 }
 
-// item is a section entry: a Step, or the <base /> placeholder.
+// item is a section entry: a Step, or a <base /> (the enclosing scope's
+// section is spliced in there when documents are composed).
 type item struct {
 	step Step
 	base bool

@@ -121,38 +121,37 @@ func childTexts(el *policyxml.Element, name string) []string {
 	return out
 }
 
-// --- set-header ---------------------------------------------------------
+// --- set-header, set-query-parameter -----------------------------------------
 
 // Headers API Management does not let set-header touch: framing and
 // connection management belong to the gateway.
 var protectedHeaders = map[string]bool{"connection": true, "content-length": true, "keep-alive": true, "transfer-encoding": true}
 
-type setHeader struct {
+// setNamed is what set-header and set-query-parameter share: a name, an
+// exists-action and values, applied to headers or query parameters.
+type setNamed struct {
 	meta
 	name   string
 	action string
 	values []text
 }
 
-func compileSetHeader(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+func compileSetNamed(el *policyxml.Element, m meta) (setNamed, error) {
 	name, err := required(el, "name")
 	if err != nil {
-		return nil, err
-	}
-	if protectedHeaders[strings.ToLower(name)] {
-		return nil, fmt.Errorf("header %s cannot be changed by a policy", name)
+		return setNamed{}, err
 	}
 	action := attr(el, "exists-action", "override")
 	switch action {
 	case "override", "skip", "append", "delete":
 	default:
-		return nil, fmt.Errorf("exists-action must be override, skip, append or delete, found %q", action)
+		return setNamed{}, fmt.Errorf("exists-action must be override, skip, append or delete, found %q", action)
 	}
 	values, err := childValues(el, "value")
 	if err != nil {
-		return nil, err
+		return setNamed{}, err
 	}
-	return &setHeader{meta: m, name: name, action: action, values: values}, nil
+	return setNamed{meta: m, name: name, action: action, values: values}, nil
 }
 
 // childValues compiles the text of every child element called name.
@@ -171,35 +170,29 @@ func childValues(el *policyxml.Element, name string) ([]text, error) {
 	return out, nil
 }
 
-// header is what set-header needs of a request or response header.
+// header is what the exists-actions need of headers or query arguments.
 type header interface {
 	Peek(key string) []byte
 	Del(key string)
 	Add(key, value string)
 }
 
-func (s *setHeader) target(r *Request) header {
-	if r.section == Outbound || r.section == OnError {
-		return &r.Ctx.Response.Header
-	}
-	return &r.Ctx.Request.Header
-}
-
-func (s *setHeader) Exec(r *Request) error {
-	h := s.target(r)
+// apply runs the exists-action on dst. addEmpty: without <value>,
+// override and skip set an empty value (headers) rather than nothing.
+func (s *setNamed) apply(r *Request, dst header, addEmpty bool) error {
 	switch s.action {
 	case "delete":
-		h.Del(s.name)
+		dst.Del(s.name)
 		return nil
 	case "skip":
-		if h.Peek(s.name) != nil {
+		if dst.Peek(s.name) != nil {
 			return nil
 		}
 	case "override":
-		h.Del(s.name)
+		dst.Del(s.name)
 	}
-	if len(s.values) == 0 && s.action != "append" {
-		h.Add(s.name, "")
+	if len(s.values) == 0 && s.action != "append" && addEmpty {
+		dst.Add(s.name, "")
 		return nil
 	}
 	for i := range s.values {
@@ -207,72 +200,67 @@ func (s *setHeader) Exec(r *Request) error {
 		if err != nil {
 			return err
 		}
-		h.Add(s.name, v)
+		dst.Add(s.name, v)
 	}
 	return nil
 }
 
-// --- set-query-parameter --------------------------------------------------
+// --- set-header -------------------------------------------------------------
 
-type setQuery struct {
-	meta
-	name   string
-	action string
-	values []text
+type setHeader struct{ setNamed }
+
+func compileSetHeader(c *compiler, el *policyxml.Element, m meta) (Step, error) {
+	sn, err := compileSetNamed(el, m)
+	if err != nil {
+		return nil, err
+	}
+	if protectedHeaders[strings.ToLower(sn.name)] {
+		return nil, fmt.Errorf("header %s cannot be changed by a policy", sn.name)
+	}
+	return &setHeader{sn}, nil
 }
 
+func (s *setHeader) Exec(r *Request) error {
+	if r.section == Outbound || r.section == OnError {
+		return s.apply(r, &r.Ctx.Response.Header, true)
+	}
+	return s.apply(r, &r.Ctx.Request.Header, true)
+}
+
+// --- set-query-parameter --------------------------------------------------
+
+type setQuery struct{ setNamed }
+
 func compileSetQuery(c *compiler, el *policyxml.Element, m meta) (Step, error) {
-	name, err := required(el, "name")
+	sn, err := compileSetNamed(el, m)
 	if err != nil {
 		return nil, err
 	}
-	action := attr(el, "exists-action", "override")
-	switch action {
-	case "override", "skip", "append", "delete":
-	default:
-		return nil, fmt.Errorf("exists-action must be override, skip, append or delete, found %q", action)
+	return &setQuery{sn}, nil
+}
+
+// queryArgs lets the exists-actions see a parameter given without a
+// value ("?a") as present.
+type queryArgs struct{ *fasthttp.Args }
+
+func (q queryArgs) Peek(key string) []byte {
+	if !q.Has(key) {
+		return nil
 	}
-	values, err := childValues(el, "value")
-	if err != nil {
-		return nil, err
+	if v := q.Args.Peek(key); v != nil {
+		return v
 	}
-	return &setQuery{meta: m, name: name, action: action, values: values}, nil
+	return []byte{}
 }
 
 func (s *setQuery) Exec(r *Request) error {
 	args := fasthttp.AcquireArgs()
 	defer fasthttp.ReleaseArgs(args)
 	args.ParseBytes(r.Query)
-	switch s.action {
-	case "delete":
-		args.Del(s.name)
-	case "skip":
-		if args.Has(s.name) {
-			return nil
-		}
-		fallthrough
-	case "override":
-		args.Del(s.name)
-		if err := s.add(r, args); err != nil {
-			return err
-		}
-	case "append":
-		if err := s.add(r, args); err != nil {
-			return err
-		}
+	if err := s.apply(r, queryArgs{args}, false); err != nil {
+		return err
 	}
 	r.Query = args.AppendBytes(r.Query[:0])
-	return nil
-}
-
-func (s *setQuery) add(r *Request, args *fasthttp.Args) error {
-	for i := range s.values {
-		v, err := s.values[i].str(r, &s.meta)
-		if err != nil {
-			return err
-		}
-		args.Add(s.name, v)
-	}
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -253,7 +252,7 @@ func (g *Gateway) runPolicies(ctx *fasthttp.RequestCtx, st *reqState, rt *runtim
 		Start:      st.start,
 	}
 	if st.product != "" {
-		pr.Info.Product = rt.exprProducts[strings.ToLower(st.product)]
+		pr.Info.Product = rt.exprProducts[st.product]
 	}
 	if st.sub != nil {
 		pr.Subscription = st.sub.Name

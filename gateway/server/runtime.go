@@ -57,7 +57,7 @@ func (rt *runtime) pipeline(api *router.API, op *router.Operation, product strin
 	}
 	ops := &rt.pipelines[api.Index][op.Index]
 	if product != "" {
-		if p := ops.byProduct[strings.ToLower(product)]; p != nil {
+		if p := ops.byProduct[product]; p != nil {
 			return p
 		}
 	}
@@ -136,7 +136,7 @@ func (rt *runtime) compilePolicies(s *config.Snapshot, pool *proxy.Pool, opts po
 		if doc == nil {
 			continue
 		}
-		key := strings.ToLower(p.Name)
+		key := p.Name // the subscription index reports products by this name
 		products[key] = doc
 		for _, ref := range p.APIs {
 			api := strings.ToLower(config.BaseName(config.RefName(ref, "apis")))
@@ -194,7 +194,7 @@ func (rt *runtime) buildExprInfo(s *config.Snapshot) {
 		if name == "" {
 			name = p.Name
 		}
-		rt.exprProducts[strings.ToLower(p.Name)] = &expr.ProductInfo{Id: p.Name, Name: name,
+		rt.exprProducts[p.Name] = &expr.ProductInfo{Id: p.Name, Name: name,
 			ApprovalRequired: p.Properties.ApprovalRequired, SubscriptionRequired: p.SubscriptionRequiredOrDefault()}
 	}
 	rt.exprSubs = map[string]*[2]expr.SubscriptionInfo{}

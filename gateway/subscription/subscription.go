@@ -44,7 +44,8 @@ type Subscription struct {
 	// product name (lower case).
 	kind  string
 	scope string
-	// Product is the product name for product-scoped subscriptions.
+	// Product is the product's name, as the snapshot spells it, for
+	// product-scoped subscriptions.
 	Product string
 }
 
@@ -80,6 +81,12 @@ type Index struct {
 func Compile(s *config.Snapshot, table *router.Table) *Index {
 	idx := &Index{keys: map[[sha256.Size]byte][]keyEntry{}, apis: make([]APIAccess, len(table.APIs))}
 	productsOf := map[string]map[string]bool{} // API base name -> products
+	// A scope may spell a product in another case; results carry the
+	// product's own name, so callers can use it as a key as it is.
+	canonical := map[string]string{}
+	for i := range s.Products {
+		canonical[strings.ToLower(s.Products[i].Name)] = s.Products[i].Name
+	}
 	openOf := map[string]string{}
 	for i := range s.Products {
 		p := &s.Products[i]
@@ -125,7 +132,7 @@ func Compile(s *config.Snapshot, table *router.Table) *Index {
 			scope:  strings.ToLower(config.BaseName(name)),
 		}
 		if kind == "product" {
-			sub.Product = name
+			sub.Product = canonical[strings.ToLower(name)]
 		}
 		for _, k := range []config.Secret{cs.Properties.PrimaryKey, cs.Properties.SecondaryKey} {
 			if k.IsZero() {

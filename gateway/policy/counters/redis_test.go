@@ -3,57 +3,19 @@ package counters
 import (
 	"context"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/internal/redistest"
 )
-
-// startRedis returns the URL of a Redis server for the test: REDIS_URL
-// when set, else a throwaway redis-server started here (killed at
-// cleanup). Without either the test is skipped; nothing is installed.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	if u := os.Getenv("REDIS_URL"); u != "" {
-		return u
-	}
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed (apt-get install redis-server, or set REDIS_URL): skipping the Redis test")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := "redis://127.0.0.1:" + strconv.Itoa(port)
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
-	defer c.Close()
-	for range 100 {
-		if c.Ping(context.Background()).Err() == nil {
-			return url
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("redis-server did not answer")
-	return ""
-}
 
 // TestRedisReplicasShareOneLimit: two stores, as two gateway replicas,
 // hit the same keys concurrently and together allow exactly the limit.
 func TestRedisReplicasShareOneLimit(t *testing.T) {
-	url := startRedis(t)
+	url := redistest.Start(t)
 	prefix := "test-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
 	var stores [2]*Redis
 	for i := range stores {
