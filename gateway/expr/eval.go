@@ -513,15 +513,8 @@ func (ev *evaluator) exec(n node) (ctrl, error) {
 					return ctrlNone, err
 				}
 			}
-			if err := ev.step(); err != nil {
-				return ctrlNone, err
-			}
-			c, err := ev.exec(s.body)
-			if err != nil || c == ctrlReturn {
+			if c, done, err := ev.iteration(s.body); done {
 				return c, err
-			}
-			if c == ctrlBreak {
-				return ctrlNone, nil
 			}
 			for _, it := range s.iter {
 				if _, err := ev.eval(it); err != nil {
@@ -537,15 +530,8 @@ func (ev *evaluator) exec(n node) (ctrl, error) {
 					return ctrlNone, err
 				}
 			}
-			if err := ev.step(); err != nil {
-				return ctrlNone, err
-			}
-			c, err := ev.exec(s.body)
-			if err != nil || c == ctrlReturn {
+			if c, done, err := ev.iteration(s.body); done {
 				return c, err
-			}
-			if c == ctrlBreak {
-				return ctrlNone, nil
 			}
 		}
 	case *breakStmt:
@@ -642,19 +628,29 @@ func (ev *evaluator) execForeach(s *foreachStmt) (ctrl, error) {
 		return ctrlNone, ev.wrap(s.coll, err)
 	}
 	for _, it := range items {
-		if err := ev.step(); err != nil {
-			return ctrlNone, err
-		}
 		ev.slots[s.slot] = it
-		c, err := ev.exec(s.body)
-		if err != nil || c == ctrlReturn {
+		if c, done, err := ev.iteration(s.body); done {
 			return c, err
-		}
-		if c == ctrlBreak {
-			break
 		}
 	}
 	return ctrlNone, nil
+}
+
+// iteration runs one loop iteration: it counts a step against MaxSteps,
+// then runs the body. done reports that the loop ends (break, return or
+// an error), with what the loop statement returns.
+func (ev *evaluator) iteration(body node) (ctrl, bool, error) {
+	if err := ev.step(); err != nil {
+		return ctrlNone, true, err
+	}
+	c, err := ev.exec(body)
+	if err != nil || c == ctrlReturn {
+		return c, true, err
+	}
+	if c == ctrlBreak {
+		return ctrlNone, true, nil
+	}
+	return ctrlNone, false, nil
 }
 
 // callLambda invokes a one- or two-parameter lambda argument.

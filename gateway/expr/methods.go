@@ -97,6 +97,39 @@ func kindName(v Value) string {
 	return v.k.String()
 }
 
+// dictCall implements GetValueOrDefault, ContainsKey and TryGetValue on a
+// read-only host dictionary. get returns the value GetValueOrDefault
+// gives and the one TryGetValue stores. Other methods are not handled.
+func dictCall(c *callExpr, args []Value, get func(key string) (Value, Value, bool)) (Value, bool, error) {
+	switch c.name {
+	case "GetValueOrDefault":
+		if len(args) < 1 || len(args) > 2 {
+			return Null, true, argErr(c, args)
+		}
+		v, _, ok := get(toString(args[0]))
+		if !ok {
+			if len(args) == 2 {
+				return args[1], true, nil
+			}
+			return Null, true, nil
+		}
+		return v, true, nil
+	case "ContainsKey":
+		_, _, ok := get(toString(args[0]))
+		return Bool(ok), true, nil
+	case "TryGetValue":
+		if len(args) != 2 {
+			return Null, true, argErr(c, args)
+		}
+		_, out, ok := get(toString(args[0]))
+		if ok {
+			args[1] = out
+		}
+		return Bool(ok), true, nil
+	}
+	return Null, false, nil
+}
+
 func argErr(c *callExpr, args []Value) error {
 	return fmt.Errorf("no overload of %s takes %d arguments of these types", c.name, len(args))
 }
@@ -152,62 +185,23 @@ func (ev *evaluator) hostMethod(c *callExpr, o any, args []Value) (Value, bool, 
 			return Bool(ok), true, nil
 		}
 	case MultiMap:
-		switch c.name {
-		case "GetValueOrDefault":
-			if len(args) < 1 || len(args) > 2 {
-				return Null, true, argErr(c, args)
-			}
-			vals, ok := h.Get(toString(args[0]))
+		// A header or query parameter read as one value joins its values
+		// with ','; TryGetValue hands out the array.
+		return dictCall(c, args, func(k string) (Value, Value, bool) {
+			vals, ok := h.Get(k)
 			if !ok {
-				if len(args) == 2 {
-					return args[1], true, nil
-				}
-				return Null, true, nil
+				return Null, Null, false
 			}
 			if len(vals) == 1 {
-				return String(vals[0]), true, nil
+				return String(vals[0]), StringArray(vals), true
 			}
-			return String(strings.Join(vals, ",")), true, nil
-		case "ContainsKey":
-			_, ok := h.Get(toString(args[0]))
-			return Bool(ok), true, nil
-		case "TryGetValue":
-			if len(args) != 2 {
-				return Null, true, argErr(c, args)
-			}
-			vals, ok := h.Get(toString(args[0]))
-			if ok {
-				args[1] = StringArray(vals)
-			}
-			return Bool(ok), true, nil
-		}
+			return String(strings.Join(vals, ",")), StringArray(vals), true
+		})
 	case StringMap:
-		switch c.name {
-		case "GetValueOrDefault":
-			if len(args) < 1 || len(args) > 2 {
-				return Null, true, argErr(c, args)
-			}
-			s, ok := h.Get(toString(args[0]))
-			if !ok {
-				if len(args) == 2 {
-					return args[1], true, nil
-				}
-				return Null, true, nil
-			}
-			return String(s), true, nil
-		case "ContainsKey":
-			_, ok := h.Get(toString(args[0]))
-			return Bool(ok), true, nil
-		case "TryGetValue":
-			if len(args) != 2 {
-				return Null, true, argErr(c, args)
-			}
-			s, ok := h.Get(toString(args[0]))
-			if ok {
-				args[1] = String(s)
-			}
-			return Bool(ok), true, nil
-		}
+		return dictCall(c, args, func(k string) (Value, Value, bool) {
+			v, ok := h.Get(k)
+			return String(v), String(v), ok
+		})
 	case Body:
 		if c.name == "As" {
 			v, err := bodyAs(c, h, args)
