@@ -154,25 +154,18 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestParseWrongTypeMessages(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name string
-		doc  string
-		path string
-		msg  string
-		also []config.Issue // reported before the one under test
-	}{
-		{name: "number for string", doc: `{"schemaVersion": 1.0}`, path: "$.schemaVersion", msg: "must be a string, found a number"},
-		{name: "string for boolean", doc: `{"schemaVersion": "1.0", "gateway": {"rejectUnknownHostnames": "yes"}}`, path: "$.gateway.rejectUnknownHostnames", msg: "must be a boolean, found a string"},
-		{name: "fraction for integer", doc: `{"schemaVersion": "1.0", "products": [{"name": "p", "properties": {"subscriptionsLimit": 1.5}}]}`, path: "$.products[0].properties.subscriptionsLimit", msg: "must be an integer, found a number"},
-		{name: "object for array", doc: `{"schemaVersion": "1.0", "apis": {"name": "echo"}}`, path: "$.apis", msg: "must be an array, found an object"},
-		{name: "array for object", doc: `{"schemaVersion": "1.0", "gateway": []}`, path: "$.gateway", msg: "must be an object, found an array"},
-		{name: "string for map", doc: `{"schemaVersion": "1.0", "backends": [{"name": "b", "properties": {"url": "http://b", "credentials": {"header": "x"}}}]}`, path: "$.backends[0].properties.credentials.header", msg: "must be an object, found a string"},
-		{name: "map value", doc: `{"schemaVersion": "1.0", "backends": [{"name": "b", "properties": {"url": "http://b", "credentials": {"header": {"x-key": "v"}}}}]}`, path: "$.backends[0].properties.credentials.header.x-key", msg: "must be an array, found a string"},
-		{name: "secret must be a string", doc: `{"schemaVersion": "1.0", "subscriptions": [{"name": "s", "properties": {"scope": "/apis", "primaryKey": 12345678}}]}`, path: "$.subscriptions[0].properties.primaryKey", msg: "must be a string, found a number"},
-		{name: "document is not an object", doc: `[]`, path: "$", msg: "must be an object, found an array"},
-	}
+// issueCase is a document that must give exactly one issue, at path with
+// msg, after the issues in also.
+type issueCase struct {
+	name string
+	doc  string
+	path string
+	msg  string
+	also []config.Issue // reported before the one under test
+}
+
+func checkIssueCases(t *testing.T, tests []issueCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -185,15 +178,25 @@ func TestParseWrongTypeMessages(t *testing.T) {
 	}
 }
 
+func TestParseWrongTypeMessages(t *testing.T) {
+	t.Parallel()
+	tests := []issueCase{
+		{name: "number for string", doc: `{"schemaVersion": 1.0}`, path: "$.schemaVersion", msg: "must be a string, found a number"},
+		{name: "string for boolean", doc: `{"schemaVersion": "1.0", "gateway": {"rejectUnknownHostnames": "yes"}}`, path: "$.gateway.rejectUnknownHostnames", msg: "must be a boolean, found a string"},
+		{name: "fraction for integer", doc: `{"schemaVersion": "1.0", "products": [{"name": "p", "properties": {"subscriptionsLimit": 1.5}}]}`, path: "$.products[0].properties.subscriptionsLimit", msg: "must be an integer, found a number"},
+		{name: "object for array", doc: `{"schemaVersion": "1.0", "apis": {"name": "echo"}}`, path: "$.apis", msg: "must be an array, found an object"},
+		{name: "array for object", doc: `{"schemaVersion": "1.0", "gateway": []}`, path: "$.gateway", msg: "must be an object, found an array"},
+		{name: "string for map", doc: `{"schemaVersion": "1.0", "backends": [{"name": "b", "properties": {"url": "http://b", "credentials": {"header": "x"}}}]}`, path: "$.backends[0].properties.credentials.header", msg: "must be an object, found a string"},
+		{name: "map value", doc: `{"schemaVersion": "1.0", "backends": [{"name": "b", "properties": {"url": "http://b", "credentials": {"header": {"x-key": "v"}}}}]}`, path: "$.backends[0].properties.credentials.header.x-key", msg: "must be an array, found a string"},
+		{name: "secret must be a string", doc: `{"schemaVersion": "1.0", "subscriptions": [{"name": "s", "properties": {"scope": "/apis", "primaryKey": 12345678}}]}`, path: "$.subscriptions[0].properties.primaryKey", msg: "must be a string, found a number"},
+		{name: "document is not an object", doc: `[]`, path: "$", msg: "must be an object, found an array"},
+	}
+	checkIssueCases(t, tests)
+}
+
 func TestParseSuggestsSpelling(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		doc  string
-		path string
-		msg  string
-		also []config.Issue // reported before the one under test
-	}{
+	tests := []issueCase{
 		{
 			name: "capitalised",
 			doc:  `{"schemaVersion": "1.0", "apis": [{"name": "echo", "properties": {"Path": "echo"}}]}`,
@@ -239,16 +242,7 @@ func TestParseSuggestsSpelling(t *testing.T) {
 			also: []config.Issue{{Path: "$.apis[0].properties.path", Message: "is required"}},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			issues := parseIssues(t, tt.doc)
-			want := append(tt.also, config.Issue{Path: tt.path, Message: tt.msg})
-			if !reflect.DeepEqual(issues, want) {
-				t.Errorf("issues = %v, want %v", issues, want)
-			}
-		})
-	}
+	checkIssueCases(t, tests)
 }
 
 func TestParseYAMLAndJSONAgree(t *testing.T) {

@@ -422,17 +422,23 @@ func (d *dynamicKey) resolve(r *Request, m *meta, prefix string, n int64) (strin
 	return key, n, nil
 }
 
-type rateLimit struct {
+// counted is what the rate-limit and quota policies share: where and
+// under which key they count, their limits, and the increment.
+type counted struct {
 	meta
 	dyn   dynamicKey
 	store Counters
-	// key is the counter key: rate-limit's prefix (the subscription is
-	// appended), rate-limit-by-key's whole key.
+	// key is the counter key: the plain policies' prefix (the
+	// subscription is appended), the by-key policies' whole key.
 	key   string
 	byKey bool
 	top   limit
 	apis  []scopedLimit
 	n     int64
+}
+
+type rateLimit struct {
+	counted
 	headerAttrs
 }
 
@@ -467,7 +473,7 @@ func compileRateLimit(c *compiler, el *policyxml.Element, m meta) (Step, error) 
 	// Management. The window length is part of the key so that changing
 	// it starts a fresh count.
 	key := "rl|" + c.loc.String() + "|" + periodKey(top.window) + "|"
-	return &rateLimit{meta: m, store: c.counters(), key: key, top: top, apis: apis, n: 1, headerAttrs: readHeaderAttrs(el)}, nil
+	return &rateLimit{counted: counted{meta: m, store: c.counters(), key: key, top: top, apis: apis, n: 1}, headerAttrs: readHeaderAttrs(el)}, nil
 }
 
 func compileRateLimitByKey(c *compiler, el *policyxml.Element, m meta) (Step, error) {
@@ -488,7 +494,7 @@ func compileRateLimitByKey(c *compiler, el *policyxml.Element, m meta) (Step, er
 	// "For each key value, a single counter is used for all scopes at
 	// which the policy is configured."
 	key := "rlk|" + periodKey(top.window) + "|" + ck
-	return &rateLimit{meta: m, dyn: dyn, store: c.counters(), key: key, byKey: true, top: top, n: n, headerAttrs: readHeaderAttrs(el)}, nil
+	return &rateLimit{counted: counted{meta: m, dyn: dyn, store: c.counters(), key: key, byKey: true, top: top, n: n}, headerAttrs: readHeaderAttrs(el)}, nil
 }
 
 func (s *rateLimit) Exec(r *Request) error {
@@ -561,16 +567,7 @@ func (s *rateLimit) exceeded(r *Request, res counters.Result, calls int64) error
 
 // --- quota, quota-by-key ------------------------------------------------------------------
 
-type quota struct {
-	meta
-	dyn   dynamicKey
-	store Counters
-	key   string
-	byKey bool
-	top   limit
-	apis  []scopedLimit
-	n     int64
-}
+type quota struct{ counted }
 
 func compileQuota(c *compiler, el *policyxml.Element, m meta) (Step, error) {
 	if c.loc.Scope != ScopeProduct {
@@ -587,7 +584,7 @@ func compileQuota(c *compiler, el *policyxml.Element, m meta) (Step, error) {
 	// Windows count from the Unix epoch: the snapshot does not carry the
 	// subscription's start date API Management counts from.
 	key := "q|" + c.loc.String() + "|" + periodKey(top.window) + "|"
-	return &quota{meta: m, store: c.counters(), key: key, top: top, apis: apis, n: 1}, nil
+	return &quota{counted: counted{meta: m, store: c.counters(), key: key, top: top, apis: apis, n: 1}}, nil
 }
 
 func compileQuotaByKey(c *compiler, el *policyxml.Element, m meta) (Step, error) {
@@ -618,7 +615,7 @@ func compileQuotaByKey(c *compiler, el *policyxml.Element, m meta) (Step, error)
 		top.window.Origin = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	key := "qk|" + periodKey(top.window) + origin + "|" + ck
-	return &quota{meta: m, dyn: dyn, store: c.counters(), key: key, byKey: true, top: top, n: n}, nil
+	return &quota{counted: counted{meta: m, dyn: dyn, store: c.counters(), key: key, byKey: true, top: top, n: n}}, nil
 }
 
 // quotaSeen marks, per request, the quota-by-key counters already
