@@ -35,6 +35,17 @@ func (j *jwtValue) first(name string) string {
 	return ""
 }
 
+// ParseJwt returns the token as the Jwt object expressions see (what
+// AsJwt() gives), or false when it is not a well-formed JWT. Policies that
+// hand a validated token to later expressions use it.
+func ParseJwt(token string) (Value, bool) {
+	j := parseJwt(token)
+	if j == nil {
+		return Null, false
+	}
+	return Host(j), true
+}
+
 func parseJwt(s string) *jwtValue {
 	s = strings.TrimSpace(s)
 	if len(s) > 7 && strings.EqualFold(s[:7], "bearer ") {

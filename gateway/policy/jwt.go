@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
 
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/expr"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy/policyxml"
 )
 
@@ -318,11 +319,11 @@ func (s *validateJWT) Exec(r *Request) error {
 		return s.failWith(f)
 	}
 	if s.outputVar != "" {
-		if r.Vars == nil {
-			r.Vars = map[string]string{}
+		// APIM stores a Jwt object: expressions cast it with (Jwt) and
+		// read its claims.
+		if j, ok := expr.ParseJwt(raw); ok {
+			exprVars{r}.Set(s.outputVar, j)
 		}
-		// The raw token: an expression reads it as a Jwt object.
-		r.Vars[s.outputVar] = raw
 	}
 	return nil
 }

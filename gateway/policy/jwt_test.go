@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/expr"
 )
 
 var (
@@ -247,8 +248,9 @@ func TestValidateJWT(t *testing.T) {
 				if !forwarded || r.LastError != nil {
 					t.Fatalf("rejected: %+v, body %s", r.LastError, r.Ctx.Response.Body())
 				}
-				if r.Vars["jwt"] == "" || strings.Count(r.Vars["jwt"], ".") != 2 {
-					t.Errorf("output variable %q", r.Vars["jwt"])
+				// The output variable is a Jwt object, as (Jwt) casts expect.
+				if v, ok := (exprVars{r}).Get("jwt"); !ok || v.Kind() != expr.KHost {
+					t.Errorf("output variable %v (set %v), want a Jwt object", v, ok)
 				}
 				return
 			}
