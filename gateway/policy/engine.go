@@ -177,6 +177,33 @@ func (p *Pipeline) fail(r *Request, err error) {
 	pe.writeHeaders(r.Ctx)
 }
 
+// HasOnError reports whether the pipeline has an on-error section.
+func (p *Pipeline) HasOnError() bool { return p != nil && len(p.sections[OnError]) > 0 }
+
+// OnError runs only the on-error section for an error the gateway raised
+// before the pipeline could start (no operation matched, no valid
+// subscription key), with e as context.LastError. The caller has already
+// written the gateway's answer; on-error may change or replace it, as in
+// API Management, where a global on-error sees OperationNotFound and
+// SubscriptionKeyNotFound.
+func (p *Pipeline) OnError(r *Request, e *Error) {
+	r.LastError = e
+	r.section = OnError
+	err := runSteps(r, p.sections[OnError])
+	if err == nil || errors.Is(err, errStop) {
+		for _, f := range r.onResponse {
+			f(r)
+		}
+		return
+	}
+	pe := e
+	if errors.As(err, &pe) {
+		r.LastError = pe
+	}
+	writeErrorResponse(r.Ctx, pe.Status, pe.Message)
+	pe.writeHeaders(r.Ctx)
+}
+
 // writeHeaders adds the error's response headers.
 func (e *Error) writeHeaders(ctx *fasthttp.RequestCtx) {
 	if e.headers == nil {

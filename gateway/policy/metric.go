@@ -19,6 +19,14 @@ type MetricSink interface {
 	Emit(namespace, name string, value float64, dims []Dimension)
 }
 
+// RequestMetrics is implemented by the server's per-request state
+// (Request.State) when it wants each emitted value with the request that
+// produced it: the request log record carries them, so metrics uploaded
+// from the records agree with the logs.
+type RequestMetrics interface {
+	RecordMetric(namespace, name string, value float64, dims []Dimension)
+}
+
 type emitMetric struct {
 	meta
 	sink      MetricSink
@@ -112,6 +120,9 @@ func (s *emitMetric) Exec(r *Request) error {
 		dims = append(dims, Dimension{Name: d.name, Value: val})
 	}
 	s.sink.Emit(s.namespace, s.name, v, dims)
+	if rm, ok := r.State.(RequestMetrics); ok {
+		rm.RecordMetric(s.namespace, s.name, v, dims)
+	}
 	return nil
 }
 

@@ -5,22 +5,19 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
-	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
-	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/telemetry"
 )
 
 const hexDigits = "0123456789abcdef"
 
-// logRequest writes one request log line with the column names of Log
-// Analytics' ApiManagementGatewayLogs, so the same KQL works on uploaded
-// records. Failures are always logged; successes per RequestLogSampling.
-// The subscription key never appears: the key query parameter's value is
-// masked in Url and headers are not logged.
-func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, start time.Time) {
-	status := ctx.Response.StatusCode()
-	failed := status >= 500 || st.lastError != ""
+// logRequest writes one request log line to stdout with the column names
+// of Log Analytics' ApiManagementGatewayLogs, so the same KQL works on
+// uploaded records. Failures are always logged; successes per
+// RequestLogSampling. The subscription key never appears: the key query
+// parameter's value is masked in Url and BackendUrl, and headers are not
+// logged.
+func (g *Gateway) logRequest(rec *telemetry.Record) {
+	failed := rec.ResponseCode >= 500 || rec.LastErrorReason != ""
 	if !failed && !g.sample() {
 		return
 	}
@@ -28,48 +25,53 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, start time.
 	if e == nil {
 		return
 	}
-	total := time.Since(start)
-	keyParam := "subscription-key"
-	if st.api != nil {
-		if rt := g.rt.Load(); rt != nil && st.api.Index < len(rt.backends) && rt.table.APIs[st.api.Index] == st.api {
-			keyParam = rt.subs.Access(st.api).QueryName
-		}
-	}
-	st.ip = proxy.AppendIP(st.ip[:0], ctx.RemoteIP())
-	st.logBuf = appendLogURL(st.logBuf[:0], ctx.IsTLS(), st.host, st.reqURI, keyParam)
 	e = e.Str("Category", "GatewayLogs").
-		Bytes("Method", ctx.Method()).
-		Bytes("Url", st.logBuf).
-		Int("ResponseCode", status).
-		Bool("IsRequestSuccess", status < 400 && st.lastError == "").
-		Float64("TotalTime", ms(total)).
-		Bytes("CallerIpAddress", st.ip).
-		Bytes("CorrelationId", st.correlationID()).
-		Bytes("ClientProtocol", ctx.Request.Header.Protocol()).
-		Int("RequestSize", max(ctx.Request.Header.ContentLength(), 0)).
-		Str("Cache", policy.CacheStatus(ctx))
-	if !ctx.Response.IsBodyStream() {
-		e = e.Int("ResponseSize", len(ctx.Response.Body()))
-	} else if n := ctx.Response.Header.ContentLength(); n >= 0 {
-		e = e.Int("ResponseSize", n)
+		Bytes("Method", rec.Method).
+		Bytes("Url", rec.URL).
+		Bytes("Hostname", rec.Hostname).
+		Int("ResponseCode", rec.ResponseCode).
+		Bool("IsRequestSuccess", rec.IsRequestSuccess()).
+		Float64("TotalTime", ms(rec.TotalTime)).
+		Float64("ClientTime", ms(rec.ClientTime)).
+		Bytes("CallerIpAddress", rec.CallerIP).
+		Bytes("CorrelationId", rec.CorrelationID).
+		Bytes("ClientProtocol", rec.ClientProtocol).
+		Str("Cache", rec.Cache.String())
+	if rec.ClientTLSVersion != "" {
+		e = e.Str("ClientTlsVersion", rec.ClientTLSVersion)
 	}
-	if st.api != nil {
-		e = e.Str("ApiId", st.api.BaseName).Str("ApiRevision", st.api.Revision)
+	if rec.RequestSize >= 0 {
+		e = e.Int64("RequestSize", rec.RequestSize)
 	}
-	if st.op != nil {
-		e = e.Str("OperationId", st.op.Name)
+	if rec.ResponseSize >= 0 {
+		e = e.Int64("ResponseSize", rec.ResponseSize)
 	}
-	if st.product != "" {
-		e = e.Str("ProductId", st.product)
+	if rec.APIID != "" {
+		e = e.Str("ApiId", rec.APIID).Str("ApiRevision", rec.APIRevision)
 	}
-	if st.sub != nil {
-		e = e.Str("ApimSubscriptionId", st.sub.Name)
+	if rec.OperationID != "" {
+		e = e.Str("OperationId", rec.OperationID)
 	}
-	if st.backendCode != 0 {
-		e = e.Int("BackendResponseCode", st.backendCode).Float64("BackendTime", ms(st.backendTime))
+	if rec.ProductID != "" {
+		e = e.Str("ProductId", rec.ProductID)
 	}
-	if st.lastError != "" {
-		e = e.Str("LastErrorReason", st.lastError)
+	if rec.SubscriptionID != "" {
+		e = e.Str("ApimSubscriptionId", rec.SubscriptionID)
+	}
+	if rec.Backend {
+		e = e.Bytes("BackendMethod", rec.BackendMethod).Bytes("BackendUrl", rec.BackendURL).Float64("BackendTime", ms(rec.BackendTime))
+	}
+	if rec.BackendResponseCode != 0 {
+		e = e.Int("BackendResponseCode", rec.BackendResponseCode)
+	}
+	if rec.LastErrorReason != "" {
+		e = e.Str("LastErrorReason", rec.LastErrorReason)
+		if rec.LastErrorSource != "" {
+			e = e.Str("LastErrorSource", rec.LastErrorSource).Str("LastErrorSection", rec.LastErrorSection).Str("LastErrorMessage", rec.LastErrorMessage)
+		}
+		if rec.LastErrorScope != "" {
+			e = e.Str("LastErrorScope", rec.LastErrorScope)
+		}
 	}
 	e.Msg("request")
 }
@@ -77,13 +79,11 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, start time.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // appendLogURL renders scheme://host/path?query with the value of every
-// keyParam query parameter replaced by "***".
-func appendLogURL(b []byte, secure bool, host, reqURI []byte, keyParam string) []byte {
-	if secure {
-		b = append(b, "https://"...)
-	} else {
-		b = append(b, "http://"...)
-	}
+// keyParam query parameter replaced by "***", as API Management masks the
+// subscription key in its logs.
+func appendLogURL(b []byte, scheme, host string, reqURI []byte, keyParam string) []byte {
+	b = append(b, scheme...)
+	b = append(b, "://"...)
 	b = append(b, host...)
 	q := bytes.IndexByte(reqURI, '?')
 	if q < 0 {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/telemetry"
 )
 
 // maxEmittedSeries bounds the emit-metric series kept: dimension values
@@ -16,8 +17,9 @@ import (
 const maxEmittedSeries = 1000
 
 // emitted collects emit-metric values for /metrics: a sum and a count per
-// namespace, name and dimension set. The monitoring issue will also
-// upload them; until then Prometheus can scrape them.
+// namespace, name and dimension set. The agent uploads them from the
+// request log records' CustomMetrics once the policy engine reports them
+// per request.
 type emitted struct {
 	mu      sync.Mutex
 	series  map[string]*emittedSeries
@@ -57,12 +59,12 @@ func (e *emitted) Emit(namespace, name string, value float64, dims []policy.Dime
 func emittedLabels(namespace, name string, dims []policy.Dimension) string {
 	sorted := append([]policy.Dimension(nil), dims...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	var b strings.Builder
-	fmt.Fprintf(&b, `namespace=%q,name=%q`, escapeLabel(namespace), escapeLabel(name))
+	b := telemetry.AppendLabel(nil, "namespace", escapeLabel(namespace))
+	b = telemetry.AppendLabel(b, "name", escapeLabel(name))
 	for _, d := range sorted {
-		fmt.Fprintf(&b, `,%s=%q`, labelName(d.Name), escapeLabel(d.Value))
+		b = telemetry.AppendLabel(b, labelName(d.Name), escapeLabel(d.Value))
 	}
-	return b.String()
+	return string(b)
 }
 
 func labelName(s string) string {
@@ -78,15 +80,16 @@ func labelName(s string) string {
 	return b.String()
 }
 
-// escapeLabel keeps label values to what %q renders safely for the
-// Prometheus text format.
+// escapeLabel keeps label values valid UTF-8, as the Prometheus text
+// format requires.
 func escapeLabel(s string) string { return strings.ToValidUTF8(s, "?") }
 
 func (e *emitted) write(w io.Writer) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	fmt.Fprintln(w, "# HELP apim_gateway_emitted_metric_sum Sum of the values emitted by the emit-metric policy.")
-	fmt.Fprintln(w, "# TYPE apim_gateway_emitted_metric_sum counter")
+	// A sum and a count per series is a summary without quantiles.
+	fmt.Fprintln(w, "# HELP apim_gateway_emitted_metric Values emitted by the emit-metric policy: their sum and count.")
+	fmt.Fprintln(w, "# TYPE apim_gateway_emitted_metric summary")
 	keys := make([]string, 0, len(e.series))
 	for k := range e.series {
 		keys = append(keys, k)
@@ -95,8 +98,6 @@ func (e *emitted) write(w io.Writer) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "apim_gateway_emitted_metric_sum{%s} %g\n", k, e.series[k].sum)
 	}
-	fmt.Fprintln(w, "# HELP apim_gateway_emitted_metric_count Values emitted by the emit-metric policy.")
-	fmt.Fprintln(w, "# TYPE apim_gateway_emitted_metric_count counter")
 	for _, k := range keys {
 		fmt.Fprintf(w, "apim_gateway_emitted_metric_count{%s} %d\n", k, e.series[k].count)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/router"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/subscription"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/telemetry"
 )
 
 // reqState is the per-request scratch space, pooled so that serving a
@@ -48,14 +49,46 @@ type reqState struct {
 	backendCode int
 	backendTime time.Duration
 	lastError   string
+	// policyErr is the policy pipeline's context.LastError, for the
+	// request log's LastError columns.
+	policyErr *policy.Error
+	// backendCalled: forward ran (whatever its outcome); backendScheme
+	// and backendHost name where it went, st.uri holds the request-target.
+	backendCalled              bool
+	backendScheme, backendHost string
+	backendURL                 []byte
+
+	// rec and sample are what finish reports, kept for their buffers;
+	// hint is the metric series this state recorded into last.
+	rec    telemetry.Record
+	sample telemetry.Sample
+	hint   telemetry.SeriesHint
+	// custom holds the request's emit-metric values for its record.
+	custom []telemetry.CustomMetric
+}
+
+// RecordMetric implements policy.RequestMetrics. Dimensions get their own
+// slice: the ring keeps it after this state is reused.
+func (st *reqState) RecordMetric(namespace, name string, value float64, dims []policy.Dimension) {
+	var md []telemetry.MetricDimension
+	if len(dims) > 0 {
+		md = make([]telemetry.MetricDimension, len(dims))
+		for i, d := range dims {
+			md[i] = telemetry.MetricDimension{Name: d.Name, Value: d.Value}
+		}
+	}
+	st.custom = append(st.custom, telemetry.CustomMetric{Namespace: namespace, Name: name, Value: value, Dimensions: md})
 }
 
 func (st *reqState) reset() {
 	st.api, st.op, st.sub, st.product = nil, nil, nil, ""
 	st.backendCode, st.backendTime, st.lastError, st.secure = 0, 0, "", false
+	st.policyErr, st.backendCalled = nil, false
 	st.idSet, st.key, st.bodyLimited = false, nil, false
 	st.rreq = router.Request{}
 	st.out = proxy.Outbound{}
+	clear(st.custom)
+	st.custom = st.custom[:0]
 }
 
 var (
@@ -77,7 +110,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	st.reqURI = append(st.reqURI[:0], ctx.Request.Header.RequestURI()...)
 	g.serve(ctx, st, path)
 	g.metrics.record(ctx.Response.StatusCode())
-	g.logRequest(ctx, st, start)
+	g.finish(ctx, st, start)
 	g.states.Put(st)
 }
 
@@ -134,6 +167,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 		st.api = st.match.API
 		st.lastError = "OperationNotFound"
 		g.errs.notFound.write(ctx)
+		g.onError(ctx, st, rt, &errOperationNotFound)
 		return
 	}
 	api := st.match.API
@@ -150,10 +184,12 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 	case subscription.MissingKey:
 		st.lastError = "SubscriptionKeyNotFound"
 		g.denied(ctx, st, &g.errs.missingKey, api, acc, secure)
+		g.onError(ctx, st, rt, &errSubscriptionKeyNotFound)
 		return
 	case subscription.InvalidKey:
 		st.lastError = "SubscriptionKeyInvalid"
 		g.denied(ctx, st, &g.errs.invalidKey, api, acc, secure)
+		g.onError(ctx, st, rt, &errSubscriptionKeyInvalid)
 		return
 	}
 	st.sub, st.product, st.key = res.Subscription, res.Product, key
@@ -210,9 +246,12 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, up *policy.Ups
 		Proto:        proto,
 		OriginalHost: st.host,
 	}
+	st.backendCalled, st.backendScheme, st.backendHost = true, up.Scheme, up.Host
 	began := time.Now()
 	err := st.fwd.Do(&ctx.Request, &ctx.Response, &st.out)
-	st.backendTime = time.Since(began)
+	// Retries call forward again: BackendTime is all the time spent
+	// waiting for backends.
+	st.backendTime += time.Since(began)
 	if err != nil {
 		if errors.Is(err, errBodyTooLarge) {
 			st.lastError = "RequestEntityTooLarge"
@@ -269,8 +308,11 @@ func (g *Gateway) runPolicies(ctx *fasthttp.RequestCtx, st *reqState, rt *runtim
 	pr.Path = append(pr.Path, st.match.Suffix...)
 	pr.Query = append(pr.Query, ctx.URI().QueryString()...)
 	pl.Run(pr)
-	if pr.LastError != nil && st.lastError == "" {
-		st.lastError = pr.LastError.Reason
+	if pr.LastError != nil {
+		st.policyErr = pr.LastError
+		if st.lastError == "" {
+			st.lastError = pr.LastError.Reason
+		}
 	}
 }
 
@@ -285,6 +327,49 @@ func (g *Gateway) forwardForPolicy(r *policy.Request, o policy.ForwardOptions) e
 		return &policy.Error{Reason: st.lastError, Message: e.message, Status: e.status}
 	}
 	return nil
+}
+
+// The errors the gateway raises before policies run, as context.LastError
+// shows them (API Management's predefined errors). on-error must not
+// change them: each request gets a copy.
+var (
+	errOperationNotFound = policy.Error{Source: "configuration", Reason: "OperationNotFound",
+		Message: "Unable to match incoming request to an operation.", Status: fasthttp.StatusNotFound}
+	errSubscriptionKeyNotFound = policy.Error{Source: "authorization", Reason: "SubscriptionKeyNotFound",
+		Message: "Access denied due to missing subscription key. Make sure to include subscription key when making requests to this API.", Status: fasthttp.StatusUnauthorized}
+	errSubscriptionKeyInvalid = policy.Error{Source: "authorization", Reason: "SubscriptionKeyInvalid",
+		Message: "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.", Status: fasthttp.StatusUnauthorized}
+)
+
+// onError runs the global and API on-error sections, when there are any,
+// for an error raised before the policy pipeline (st.api is known; the
+// operation may not be). The gateway's answer is already written.
+func (g *Gateway) onError(ctx *fasthttp.RequestCtx, st *reqState, rt *runtime, e *policy.Error) {
+	if rt.errPipelines == nil {
+		return
+	}
+	pl := rt.errPipelines[st.api.Index]
+	if pl == nil {
+		return
+	}
+	pr := &st.preq
+	pr.Reset()
+	pr.Ctx, pr.API, pr.Operation, pr.Match = ctx, st.api, st.op, &st.match
+	pr.State = st
+	pr.Info = policy.RequestInfo{
+		API:        &rt.exprAPIs[st.api.Index],
+		Deployment: &rt.exprDeploy,
+		RequestID:  st.correlationID(),
+		Start:      st.start,
+	}
+	if st.op != nil {
+		pr.Info.Operation = &rt.exprOps[st.api.Index][st.op.Index]
+	}
+	le := *e
+	pl.OnError(pr, &le)
+	if pr.LastError != nil {
+		st.policyErr = pr.LastError
+	}
 }
 
 // preflight answers a CORS preflight request with the cors policies that

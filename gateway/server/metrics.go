@@ -2,14 +2,17 @@ package server
 
 import (
 	"fmt"
+	goruntime "runtime"
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/telemetry"
 )
 
-// metrics are the gateway's own counters for /metrics. The request
-// metrics with API Management's names and dimensions are the monitoring
-// issue's; these answer "is it serving, and is the configuration good".
+// metrics are the gateway's own counters for /metrics: "is it serving,
+// and is the configuration good". The request metrics with API
+// Management's names and dimensions are gateway/telemetry's.
 type metrics struct {
 	byClass        [6]atomic.Uint64 // index status/100; 0 for anything else
 	reloads        atomic.Uint64
@@ -30,6 +33,10 @@ func (g *Gateway) handleTelemetry(ctx *fasthttp.RequestCtx) {
 		g.health(ctx)
 	case "/metrics":
 		g.writeMetrics(ctx)
+	case telemetry.LogsPath:
+		g.ring.ServeLogs(ctx)
+	case telemetry.StatusPath:
+		g.handleTelemetryStatus(ctx)
 	default:
 		ctx.SetStatusCode(fasthttp.StatusNotFound)
 	}
@@ -63,4 +70,12 @@ func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
 	fmt.Fprintln(w, "# TYPE apim_gateway_config_loaded_timestamp_seconds gauge")
 	fmt.Fprintf(w, "apim_gateway_config_loaded_timestamp_seconds %d\n", ts)
 	g.emitted.write(w)
+	var b []byte
+	b = g.reqMetrics.AppendPrometheus(b)
+	b = g.ring.AppendPrometheus(b)
+	b = telemetry.AppendHeader(b, "apim_gateway_build_info", "gauge", "Always 1; the labels name the running build.")
+	labels := telemetry.AppendLabel(nil, "version", g.opts.Version)
+	labels = telemetry.AppendLabel(labels, "go_version", goruntime.Version())
+	b = telemetry.AppendSample(b, "apim_gateway_build_info", string(labels), 1)
+	_, _ = w.Write(b)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -624,7 +625,25 @@ func TestEmitMetric(t *testing.T) {
 		}
 	}
 	m := do(t, "GET", h.tel+"/metrics", nil, nil).body
+	mustParseExposition(t, m)
 	mustContain(t, "metrics", m,
 		`apim_gateway_emitted_metric_sum{namespace="shop",name="orders",dim_API_ID="p",dim_Tier="gold"} 5`,
 		`apim_gateway_emitted_metric_count{namespace="shop",name="orders",dim_API_ID="p",dim_Tier="gold"} 2`)
+
+	// Each request's record carries the values it emitted, so the agent's
+	// metric rows agree with its log rows.
+	page, _ := fetchLogs(t, h, "?after=0")
+	var got []string
+	for _, rec := range page.Records {
+		cms, _ := rec["CustomMetrics"].([]any)
+		for _, c := range cms {
+			cm := c.(map[string]any)
+			dims := cm["Dimensions"].(map[string]any)
+			got = append(got, fmt.Sprintf("%s/%s=%v API ID=%v Tier=%v", cm["Namespace"], cm["Name"], cm["Value"], dims["API ID"], dims["Tier"]))
+		}
+	}
+	want := []string{"shop/orders=2 API ID=p Tier=gold", "shop/orders=3 API ID=p Tier=gold"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("record CustomMetrics %q, want %q", got, want)
+	}
 }

@@ -87,25 +87,35 @@ func (g *Gateway) Reload() error {
 	return nil
 }
 
-// watch reloads on file system events in the snapshot's folder (a
-// ConfigMap or the agent swaps files by rename, so the folder is watched,
-// not the file) and, as a safety net, every ReloadInterval.
-func (g *Gateway) watch(ctx context.Context) {
+// startWatch watches the snapshot's folder (a ConfigMap or the agent
+// swaps files by rename, so the folder is watched, not the file). Run
+// calls it before it reports ready, so a snapshot written right after
+// Ready is not missed. It returns nil, after a warning, when the folder
+// cannot be watched: reloads then rely on ReloadInterval.
+func (g *Gateway) startWatch() *fsnotify.Watcher {
 	dir := g.opts.ConfigPath
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		dir = filepath.Dir(dir)
 	}
-	var events <-chan fsnotify.Event
-	var errs <-chan error
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
 		if err = w.Add(dir); err == nil {
-			events, errs = w.Events, w.Errors
+			return w
 		}
-		defer w.Close()
+		_ = w.Close()
 	}
-	if err != nil {
-		g.log.Warn().Err(err).Str("dir", dir).Dur("interval", g.opts.ReloadInterval).Msg("cannot watch the configuration folder; polling only")
+	g.log.Warn().Err(err).Str("dir", dir).Dur("interval", g.opts.ReloadInterval).Msg("cannot watch the configuration folder; polling only")
+	return nil
+}
+
+// watch reloads on w's events and, as a safety net, every
+// ReloadInterval. It closes w when ctx ends.
+func (g *Gateway) watch(ctx context.Context, w *fsnotify.Watcher) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w != nil {
+		events, errs = w.Events, w.Errors
+		defer w.Close()
 	}
 	interval := g.opts.ReloadInterval
 	if interval <= 0 {

@@ -33,6 +33,9 @@ type runtime struct {
 	// pipelines[api][op] are the composed policies, nil when the snapshot
 	// has no policy at all (the fast path).
 	pipelines [][]opPipelines
+	// errPipelines[api] holds the global and API on-error sections for
+	// errors raised before the pipeline starts; nil entries have none.
+	errPipelines []*policy.Pipeline
 	// policyWarnings are the policies skipped at load.
 	policyWarnings []policy.Issue
 	// What policy expressions read of the static context.
@@ -144,8 +147,14 @@ func (rt *runtime) compilePolicies(s *config.Snapshot, pool *proxy.Pool, opts po
 		}
 	}
 	rt.pipelines = make([][]opPipelines, len(rt.table.APIs))
+	rt.errPipelines = make([]*policy.Pipeline, len(rt.table.APIs))
 	for _, a := range rt.table.APIs {
 		apiDoc := set.Compile(policy.Location{Scope: policy.ScopeAPI, Name: a.Name}, a.Config.Policy)
+		// Errors raised before an operation or product is known run the
+		// on-error of the global and API scopes.
+		if pl := policy.Compose(global, apiDoc, nil); pl.HasOnError() {
+			rt.errPipelines[a.Index] = pl
+		}
 		ops := make([]opPipelines, len(a.Operations))
 		for _, op := range a.Operations {
 			opDoc := set.Compile(policy.Location{Scope: policy.ScopeOperation, Name: a.Name + "/" + op.Name}, op.Config.Policy)

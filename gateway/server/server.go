@@ -29,6 +29,7 @@ import (
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy/cachestore"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/policy/counters"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/proxy"
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/telemetry"
 )
 
 // Health paths, answered on both traffic listeners and on telemetry.
@@ -95,6 +96,15 @@ type Options struct {
 	// RequestLogSampling is the share of successful requests logged
 	// (0 to 1); failures are always logged.
 	RequestLogSampling float64
+
+	// RequestLogBuffer is the number of request log records kept for the
+	// agent (GET /telemetry/logs); the oldest are overwritten.
+	RequestLogBuffer int
+	// MetricsMaxSeries bounds the distinct dimension sets of the request
+	// metrics; requests beyond it count in one "other" series.
+	MetricsMaxSeries int
+	// Version is reported by /telemetry/status and build info.
+	Version string
 }
 
 // DefaultOptions returns the production defaults.
@@ -114,6 +124,8 @@ func DefaultOptions() Options {
 		ShutdownTimeout:    30 * time.Second,
 		ReloadInterval:     10 * time.Second,
 		RequestLogSampling: 1,
+		RequestLogBuffer:   telemetry.DefaultRingSize,
+		MetricsMaxSeries:   telemetry.DefaultMaxSeries,
 	}
 }
 
@@ -138,6 +150,10 @@ type Gateway struct {
 	breakers *policy.Breakers
 	// emitted holds emit-metric values across reloads.
 	emitted *emitted
+	// reqMetrics and ring are the request telemetry: APIM's metrics and
+	// the request log records the agent reads.
+	reqMetrics *telemetry.Metrics
+	ring       *telemetry.Ring
 	// shared is the policies' other long-lived state (OpenID
 	// configurations, the bound on one-way calls).
 	shared     *policy.Shared
@@ -233,6 +249,15 @@ func New(opts Options, log, reqLog zerolog.Logger) (*Gateway, error) {
 	if opts.RequestLogSampling < 0 || opts.RequestLogSampling > 1 {
 		return nil, fmt.Errorf("--request-log-sampling %v: must be between 0 and 1", opts.RequestLogSampling)
 	}
+	ring, err := telemetry.NewRing(opts.RequestLogBuffer)
+	if err != nil {
+		return nil, fmt.Errorf("--request-log-buffer: %w", err)
+	}
+	g.ring = ring
+	if opts.MetricsMaxSeries < 1 {
+		return nil, fmt.Errorf("--metrics-max-series %d: must be at least 1", opts.MetricsMaxSeries)
+	}
+	g.reqMetrics = telemetry.NewMetrics(opts.MetricsMaxSeries)
 	return g, nil
 }
 
@@ -376,6 +401,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		tel := &fasthttp.Server{Handler: g.handleTelemetry, NoDefaultServerHeader: true, ReadTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, Logger: fasthttpLogger{g.log}}
 		serve(tel, telLn)
 	}
+	watcher := g.startWatch()
 	close(g.ready)
 	g.log.Info().Str("http", g.httpAddr.String()).Str("https", addrString(g.httpsAddr)).Str("telemetry", addrString(g.telAddr)).Msg("gateway listening")
 
@@ -384,7 +410,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		g.watch(watchCtx)
+		g.watch(watchCtx, watcher)
 	}()
 
 	var serveErr error

@@ -60,7 +60,7 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Options, zerolog.L
 	fs.StringVar(&opts.ConfigPath, "config", "/apim/config", "configuration snapshot: a JSON or YAML file, or a folder holding "+config.SnapshotFile)
 	fs.StringVar(&opts.HTTPAddr, "http-addr", opts.HTTPAddr, "HTTP traffic listener")
 	fs.StringVar(&opts.HTTPSAddr, "https-addr", opts.HTTPSAddr, "HTTPS traffic listener (empty disables it)")
-	fs.StringVar(&opts.TelemetryAddr, "telemetry-addr", opts.TelemetryAddr, "telemetry listener: /metrics and health (empty disables it)")
+	fs.StringVar(&opts.TelemetryAddr, "telemetry-addr", opts.TelemetryAddr, "telemetry listener: /metrics, health, /telemetry/logs and /telemetry/status for the agent (empty disables it)")
 	fs.StringVar(&opts.TLSCertFile, "tls-cert-file", "", "PEM certificate chain served on HTTPS when no snapshot hostname certificate matches")
 	fs.StringVar(&opts.TLSKeyFile, "tls-key-file", "", "PEM private key for --tls-cert-file")
 	fs.StringVar(&opts.ServerCipherSuites, server.SettingServerCiphers, "", "client-to-gateway TLS 1.2 cipher suites, comma-separated IANA names (default: Go's secure set)")
@@ -79,6 +79,8 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Options, zerolog.L
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", opts.ShutdownTimeout, "then wait at most this long for in-flight requests")
 	fs.DurationVar(&opts.ReloadInterval, "reload-interval", opts.ReloadInterval, "re-read the snapshot at least this often, besides file events")
 	fs.Float64Var(&opts.RequestLogSampling, "request-log-sampling", opts.RequestLogSampling, "share of successful requests logged, 0 to 1 (failures are always logged)")
+	fs.IntVar(&opts.RequestLogBuffer, "request-log-buffer", opts.RequestLogBuffer, "request log records kept for the agent (/telemetry/logs); the oldest are overwritten, and counted if unread")
+	fs.IntVar(&opts.MetricsMaxSeries, "metrics-max-series", opts.MetricsMaxSeries, "most distinct dimension sets of the request metrics; further requests count in an \"other\" series")
 	fs.StringVar(&opts.CacheConnectionStringFile, "cache-connection-string-file", "", "file holding a Redis connection string (cache.external.connectionString): rate limits and quotas shared by all replicas")
 	fs.BoolVar(&opts.StrictPolicies, "strict-policies", false, "reject a snapshot with a policy this gateway does not run, instead of skipping the policy with a warning")
 	logLevel := fs.String("log-level", "info", "debug, info, warn, error or none; request logs are at info")
@@ -108,6 +110,7 @@ func serve(opts server.Options, level zerolog.Level, stdout, stderr io.Writer) i
 	log := logging.New(out, level, "gateway")
 	reqLog := logging.New(out, level, "request")
 
+	opts.Version = version
 	g, err := server.New(opts, log, reqLog)
 	if err != nil {
 		log.Error().Err(err).Msg("invalid options")

@@ -73,6 +73,28 @@ func TestValidateCommand(t *testing.T) {
 	}
 }
 
+// Bad telemetry settings stop the gateway before it listens, with an
+// error naming the flag. Not parallel: serve sets zerolog's globals.
+func TestServeRejectsBadTelemetryFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--request-log-buffer", "0"}, "--request-log-buffer"},
+		{[]string{"--request-log-buffer", "99999999"}, "--request-log-buffer"},
+		{[]string{"--metrics-max-series", "0"}, "--metrics-max-series"},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"--config", t.TempDir(), "--http-addr", "127.0.0.1:0", "--https-addr", "", "--telemetry-addr", ""}, tc.args...)
+		if code := run(args, &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2", tc.args, code)
+		}
+		if !strings.Contains(stdout.String()+stderr.String(), tc.want) {
+			t.Errorf("%v: output does not name %s:\n%s%s", tc.args, tc.want, stdout.String(), stderr.String())
+		}
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -121,6 +143,25 @@ func TestProcessLifecycle(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("unknown path: %d", resp.StatusCode)
+	}
+
+	// The agent's view: the 404 is in the request log ring, and the status
+	// names this build.
+	for path, want := range map[string]string{
+		"/telemetry/logs":   `"ResponseCode":404`,
+		"/telemetry/status": `"version":"dev"`,
+		"/metrics":          `apim_gateway_requests_total{api_id="",operation_id=""`,
+	} {
+		resp, err := http.Get("http://" + telAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(body.String(), want) {
+			t.Errorf("%s: %d %s, want %s", path, resp.StatusCode, body.String(), want)
+		}
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
