@@ -2,9 +2,12 @@
 // (schemas/configuration-api.openapi.yaml): it long-polls
 // GET {uri}/gateways/{gateway}/configuration with the last ETag, validates
 // each snapshot with the gateway's own loader, publishes it atomically to
-// <config-dir>/snapshot.json, and reports a heartbeat. When the endpoint is
+// <config-dir>/snapshot.json, and reports a heartbeat carrying the revision
+// the gateway says it loaded (GET /telemetry/status). When the endpoint is
 // down or refuses the agent, the last good snapshot stays in place
-// ("fail static").
+// ("fail static"). A local source (file:///path, a mounted ConfigMap) is
+// watched instead and goes through the same validation; it sends no
+// heartbeat.
 package configsync
 
 import (
@@ -294,6 +297,17 @@ type Heartbeat struct {
 	StartedAt             time.Time  `json:"startedAt"`
 	LastSyncAt            *time.Time `json:"lastSyncAt"`
 	TokenExpiresAt        *time.Time `json:"tokenExpiresAt"`
+	// CredentialState is ok, expiring (within 7 days) or expired, for a
+	// credential with a known expiry (gateway token); omitted otherwise.
+	CredentialState string `json:"credentialState,omitempty"`
+	// GatewayReachable tells whether the gateway answered its status
+	// request: true means ConfigurationRevision is what the gateway has
+	// loaded; false means it is what the agent published. Omitted when the
+	// gateway is not asked.
+	GatewayReachable *bool `json:"gatewayReachable,omitempty"`
+	// LastError describes why the latest sync failed or its snapshot was
+	// rejected; omitted while in sync.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // Heartbeat statuses.

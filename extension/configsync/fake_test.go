@@ -143,3 +143,17 @@ func decodeHeartbeat(t *testing.T, b []byte) map[string]any {
 	}
 	return m
 }
+
+// swapCred is a credential whose header the test changes.
+type swapCred struct {
+	mu     sync.Mutex
+	header string
+}
+
+func (c *swapCred) set(h string) { c.mu.Lock(); c.header = h; c.mu.Unlock() }
+
+func (c *swapCred) AuthorizationHeader(context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.header, nil
+}

@@ -60,8 +60,9 @@ func TestRunFailStatic(t *testing.T) {
 		Backoff: Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
+	runErr := make(chan error, 2)
 	go func() { runErr <- a.Run(ctx) }()
+	go func() { runErr <- a.RunHeartbeats(ctx) }()
 
 	fileIs := func(want string) func() bool {
 		return func() bool { b, _ := os.ReadFile(pub.Path()); return string(b) == want }
@@ -121,8 +122,10 @@ func TestRunFailStatic(t *testing.T) {
 	}
 	eventually(t, "heartbeats", func() bool { return len(f.heartbeatRequests()) >= 2 })
 	cancel()
-	if err := <-runErr; err != nil {
-		t.Fatal(err)
+	for range 2 {
+		if err := <-runErr; err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	hb := f.heartbeatRequests()

@@ -1,7 +1,15 @@
-// Package credentials provides the credentials the agent presents to the
-// configuration endpoint. A GatewayToken is the APIM gateway access token
-// ("GatewayKey <gateway>&<yyyyMMddHHmm>&<signature>"); it is a secret, and
-// every way of printing or encoding it redacts the signature.
+// Package credentials provides the credential the agent presents to the
+// configuration endpoint, one per process, swapped live when the settings
+// change (Provider):
+//   - GatewayToken: the APIM gateway access token ("GatewayKey
+//     <gateway>&<yyyyMMddHHmm>&<signature>"), optionally renewed through ARM
+//     generateToken and written back to its Secret (Rotator);
+//   - AzureAdApp and WorkloadIdentity: azidentity credentials (client secret,
+//     certificate, federated service account token) for tokenAudience;
+//   - ExtensionIdentity: the Arc extension's managed identity, obtained
+//     through an AzureClusterIdentityRequest.
+//
+// Secrets never leave through fmt, encoding/json, zerolog or error text.
 package credentials
 
 import (

@@ -10,19 +10,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/configsync"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/credentials"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/health"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/settings"
-	"github.com/seed393f6fe3/apim-arc-gateway/gateway/config"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/logging"
 	"github.com/seed393f6fe3/apim-arc-gateway/schemas"
 )
@@ -33,31 +32,60 @@ const (
 	keyName     = "gateway.name"
 	keyAuthType = "gateway.auth.type"
 	keyToken    = "gateway.auth.token"
+	keyLogLevel = "telemetry.logs.level"
 )
 
 // options configure run.
 type options struct {
-	SettingsDir  string
-	ProtectedDir string
-	ConfigDir    string
-	HealthAddr   string
-	LogLevel     zerolog.Level
-	Stdout       io.Writer
+	SettingsDir      string
+	ProtectedDir     string
+	ConfigDir        string
+	HealthAddr       string
+	GatewayTelemetry string
+	LogLevel         zerolog.Level
+	// LogLevelSet: --log-level was given, so it wins over telemetry.logs.level.
+	LogLevelSet bool
+	// TokenSecret names the Secret (in the pod's namespace) that
+	// gateway.auth.token is mounted from: token rotation writes renewed
+	// tokens back to it so a restarted pod keeps them. Empty: no write-back.
+	TokenSecret string
+	Stdout      io.Writer
 
 	// For tests: the HTTP client of the configuration endpoint (default
-	// configsync.NewHTTPClient(nil)) and a hook told the health address.
+	// configsync.NewHTTPClient(nil)), a hook told the health address, and
+	// shorter timings.
 	httpClient     *http.Client
 	onHealthListen func(net.Addr)
+	timing         timing
+	// credentials reach Azure and Kubernetes (fakes in tests); its Logger
+	// is set by the agent.
+	credentials credentials.Options
+}
+
+// timing holds the intervals of the loops; zero values take defaults.
+type timing struct {
+	// SettingsInterval and SettingsDebounce tune the settings watch.
+	SettingsInterval, SettingsDebounce time.Duration
+	// CredentialCheck is how often the token's expiry is looked at (1m).
+	CredentialCheck time.Duration
+	// RepeatLog bounds how often a persistent failure is logged again (10m).
+	RepeatLog time.Duration
+	// Sync tunes the configsync agent (long poll, heartbeat, backoff).
+	Sync func(*configsync.Agent)
+	// ClientBackoff and ClientRetries tune the retries inside one fetch.
+	ClientBackoff configsync.Backoff
+	ClientRetries int
 }
 
 func defaultOptions() options {
 	return options{
-		SettingsDir:  "/apim/settings",
-		ProtectedDir: "/apim/protected",
-		ConfigDir:    "/apim/config",
-		HealthAddr:   ":9091",
-		LogLevel:     zerolog.InfoLevel,
-		Stdout:       os.Stdout,
+		SettingsDir:      "/apim/settings",
+		ProtectedDir:     "/apim/protected",
+		ConfigDir:        "/apim/config",
+		HealthAddr:       ":9091",
+		GatewayTelemetry: "http://127.0.0.1:9090",
+		LogLevel:         zerolog.InfoLevel,
+		Stdout:           os.Stdout,
 	}
 }
 
@@ -94,12 +122,16 @@ func checkSettings(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// run loads the settings and runs the sync loop and the health server until
-// ctx is done. It returns the process exit code.
+// run loads the settings and runs the agent's loops (settings watch,
+// credential check, sync, heartbeat, health server) in one errgroup until
+// ctx is done or a loop fails. It returns the process exit code: 0 after
+// a clean shutdown, 1 when a loop failed, 2 when the settings or flags do
+// not allow starting.
 func run(ctx context.Context, opts options) int {
 	out := logging.NewBatchWriter(opts.Stdout, 100*time.Millisecond, 256<<10)
 	defer out.Close()
-	log := logging.New(out, opts.LogLevel, "agent")
+	gate := newLevelGate(out, opts.LogLevel)
+	log := logging.New(gate, zerolog.TraceLevel, "agent")
 
 	schema, err := settings.ParseSchema(schemas.ExtensionSettings)
 	if err != nil {
@@ -118,54 +150,18 @@ func run(ctx context.Context, opts options) int {
 		log.Error().Str("settingsDir", opts.SettingsDir).Str("protectedDir", opts.ProtectedDir).Msg("invalid settings")
 		return 2
 	}
+	if !opts.LogLevelSet && s.IsSet(keyLogLevel) {
+		if level, err := logging.ParseLevel(s.String(keyLogLevel)); err == nil {
+			gate.set(level)
+		}
+	}
 
-	if t := s.String(keyAuthType); t != "" && t != "GatewayToken" {
-		log.Error().Str("key", keyAuthType).Str("type", t).Msg("authentication type not supported yet; use GatewayToken")
-		return 2
-	}
-	secret := s.Secret(keyToken)
-	if secret.IsZero() {
-		log.Error().Str("key", keyToken).Msg("a gateway token is required")
-		return 2
-	}
-	token, err := credentials.ParseGatewayToken(secret.Reveal())
+	p, err := newProcess(ctx, s, issues, opts, gate)
 	if err != nil {
-		log.Error().Str("key", keyToken).Err(err).Msg("invalid gateway token")
+		log.Error().Err(err).Msg("cannot start")
 		return 2
 	}
-	gateway := token.Gateway()
-	if n := s.String(keyName); n != "" && n != gateway {
-		log.Warn().Str("key", keyName).Str("name", n).Str("tokenGateway", gateway).Msg("gateway.name differs from the gateway the token was issued for; using the token's")
-	}
-
-	hc := opts.httpClient
-	if hc == nil {
-		hc = configsync.NewHTTPClient(nil)
-	}
-	counts := &syncCounts{}
-	cc := *hc
-	cc.Transport = &countingTransport{base: hc.Transport, counts: counts}
-	uri := s.String(keyURI)
-	client, err := configsync.NewClient(uri, gateway, token, configsync.Options{HTTPClient: &cc, UserAgent: "apim-agent/" + version})
-	if err != nil {
-		log.Error().Err(err).Str("key", keyURI).Msg("invalid configuration endpoint")
-		return 2
-	}
-	host, _ := os.Hostname()
-	agent := &configsync.Agent{
-		Client:    client,
-		Publisher: configsync.NewPublisher(opts.ConfigDir),
-		// configsync adds its own component field.
-		Logger:    zerolog.New(out).Level(opts.LogLevel).With().Timestamp().Logger(),
-		Identity:  configsync.Heartbeat{InstanceID: instanceID(), Hostname: host, Version: version},
-		OnPublish: func(*config.Snapshot) { counts.published.Add(1) },
-	}
-
-	hs := &health.Server{
-		Ready:   func() (bool, any) { return readiness(agent, token) },
-		Metrics: func(w io.Writer) { writeMetrics(w, agent, token, counts) },
-	}
-	addr, err := hs.Listen(opts.HealthAddr)
+	addr, err := p.health.Listen(opts.HealthAddr)
 	if err != nil {
 		log.Error().Err(err).Str("addr", opts.HealthAddr).Msg("cannot listen for health")
 		return 2
@@ -173,37 +169,140 @@ func run(ctx context.Context, opts options) int {
 	if opts.onHealthListen != nil {
 		opts.onHealthListen(addr)
 	}
-	st := token.Status(time.Now())
-	log.Info().Str("version", version).Str("gateway", gateway).Str("uri", uri).Str("configDir", opts.ConfigDir).
-		Str("health", addr.String()).Str("credential", string(st.State)).Time("tokenExpiresAt", st.ExpiresAt).Msg("starting")
-	if st.State != credentials.StateOK {
-		log.Warn().Str("credential", string(st.State)).Time("tokenExpiresAt", st.ExpiresAt).Msg("gateway token needs renewal")
+	ev := log.Info().Str("version", version).Str("source", p.source).Str("configDir", opts.ConfigDir).Str("health", addr.String())
+	if p.gateway != "" {
+		ev = ev.Str("gateway", p.gateway).Str("gatewayTelemetry", opts.GatewayTelemetry)
 	}
+	if p.cred != nil {
+		if exp := p.cred.ExpiresAt(); !exp.IsZero() {
+			st := credentialStatus(exp, time.Now())
+			ev = ev.Str("credential", string(st.State)).Time("tokenExpiresAt", st.ExpiresAt)
+		}
+	}
+	ev.Msg("starting")
 
-	// errgroup-like: the first task to fail cancels the others.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	for _, task := range []func(context.Context) error{agent.Run, hs.Serve} {
-		wg.Go(func() {
-			if err := task(ctx); err != nil {
-				errs <- err
-				cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	loop := func(name string, f func(context.Context) error) {
+		g.Go(func() error {
+			err := f(gctx)
+			if err != nil && gctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil
 			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
 		})
 	}
-	<-ctx.Done()
-	log.Info().Msg("shutting down")
-	wg.Wait()
-	close(errs)
+	loop("settings watch", func(ctx context.Context) error {
+		return settings.Watch(ctx, settings.WatchOptions{
+			SettingsDir: opts.SettingsDir, ProtectedDir: opts.ProtectedDir, Schema: schema,
+			Interval: opts.timing.SettingsInterval, Debounce: opts.timing.SettingsDebounce,
+		}, p.live.onChange)
+	})
+	loop("credential check", func(ctx context.Context) error {
+		if p.cred == nil {
+			return nil
+		}
+		return watchCredential(ctx, p.cred, log.With().Str("component", "credentials").Logger(), p.timing.CredentialCheck)
+	})
+	loop("credential changes", p.wakeOnCredentialChange)
+	loop("token rotation", p.rotate)
+	loop("configuration sync", p.sync.Run)
+	loop("heartbeat", p.sync.RunHeartbeats)
+	loop("health server", p.health.Serve)
+
+	err = g.Wait()
 	code := 0
-	for err := range errs {
+	if err != nil {
 		log.Error().Err(err).Msg("agent stopped with an error")
 		code = 1
 	}
 	log.Info().Msg("stopped")
 	return code
+}
+
+// process holds the parts run wires together.
+type process struct {
+	source   string // the configuration URI, for logs
+	gateway  string // "" for a local source
+	cred     processCredential
+	provider *credentials.Provider // nil for a local source
+	credOpts credentials.Options
+	// tokenSecret is the Secret gateway.auth.token is mounted from; token
+	// rotation writes renewed tokens back to it.
+	tokenSecret string
+	sync        *configsync.Agent
+	live        *liveSettings
+	health      *health.Server
+	timing      timing
+}
+
+// newProcess builds the credential, the sync agent and the health server
+// from the settings.
+func newProcess(ctx context.Context, s *settings.Settings, issues []settings.Issue, opts options, gate *levelGate) (*process, error) {
+	tm := opts.timing
+	if tm.CredentialCheck <= 0 {
+		tm.CredentialCheck = time.Minute
+	}
+	if tm.RepeatLog <= 0 {
+		tm.RepeatLog = 10 * time.Minute
+	}
+	base := zerolog.New(gate).Level(zerolog.TraceLevel).With().Timestamp().Logger()
+	log := base.With().Str("component", "agent").Logger()
+	p := &process{source: redactURI(s.String(keyURI)), timing: tm}
+	host, _ := os.Hostname()
+	p.sync = &configsync.Agent{
+		Publisher:         configsync.NewPublisher(opts.ConfigDir),
+		Logger:            base, // configsync adds its own component field
+		Identity:          configsync.Heartbeat{InstanceID: instanceID(), Hostname: host, Version: version},
+		RepeatLogInterval: tm.RepeatLog,
+	}
+
+	uri := s.String(keyURI)
+	local, isLocal, err := configsync.LocalPath(uri)
+	if err != nil {
+		return nil, err
+	}
+	if isLocal {
+		// A local source needs no credential and has nowhere to send
+		// heartbeats.
+		p.sync.LocalPath = local
+	} else {
+		copts := opts.credentials
+		copts.Logger = base.With().Str("component", "credentials").Logger()
+		cred, err := newProviderCredential(ctx, s, copts, log)
+		if err != nil {
+			return nil, err
+		}
+		p.cred, p.provider, p.credOpts, p.gateway = cred, cred.Provider, copts, cred.gateway
+		hc := opts.httpClient
+		if hc == nil {
+			hc = configsync.NewHTTPClient(nil)
+		}
+		client, err := configsync.NewClient(uri, p.gateway, cred, configsync.Options{HTTPClient: hc, UserAgent: "apim-agent/" + version,
+			Backoff: tm.ClientBackoff, MaxRetries: tm.ClientRetries})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", keyURI, err)
+		}
+		p.sync.Client = client
+		if opts.GatewayTelemetry != "" {
+			probe, err := configsync.NewGatewayProbe(opts.GatewayTelemetry)
+			if err != nil {
+				return nil, err
+			}
+			p.sync.Gateway = probe
+		}
+	}
+	if tm.Sync != nil {
+		tm.Sync(p.sync)
+	}
+	// The backup is served at once: /readyz says so before the first sync.
+	p.sync.Start()
+	p.live = newLiveSettings(s, issues, log, gate, p.cred)
+	p.tokenSecret = opts.TokenSecret
+	p.health = &health.Server{Ready: p.readiness, Metrics: p.writeMetrics}
+	return p, nil
 }
 
 func instanceID() string {
@@ -212,70 +311,14 @@ func instanceID() string {
 	return hex.EncodeToString(b)
 }
 
-func readiness(a *configsync.Agent, token credentials.GatewayToken) (bool, any) {
-	hb := a.HeartbeatBody()
-	ready := hb.Status == configsync.StatusSynced || hb.Status == configsync.StatusStale
-	st := token.Status(time.Now())
-	detail := map[string]any{
-		"ready":      ready,
-		"status":     hb.Status,
-		"revision":   hb.ConfigurationRevision,
-		"credential": map[string]any{"state": st.State, "expiresAt": st.ExpiresAt},
+// redactURI drops user information and the query from a URI before it is
+// logged: neither belongs in a configuration URI, and either could carry a
+// secret.
+func redactURI(uri string) string {
+	u, err := url.Parse(strings.TrimSpace(uri))
+	if err != nil {
+		return "(not a valid URL)"
 	}
-	if hb.LastSyncAt != nil {
-		detail["lastSyncAt"] = hb.LastSyncAt
-	}
-	return ready, detail
-}
-
-// syncCounts counts answers of the configuration endpoint.
-type syncCounts struct {
-	success, failure, published atomic.Int64
-}
-
-// countingTransport counts configuration requests: 2xx and 304 are
-// successes, transport errors and other statuses failures. Heartbeats are
-// not counted.
-type countingTransport struct {
-	base   http.RoundTripper
-	counts *syncCounts
-}
-
-func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	base := t.base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	resp, err := base.RoundTrip(r)
-	if !strings.HasSuffix(r.URL.Path, "/configuration") || r.Context().Err() != nil {
-		return resp, err
-	}
-	if err == nil && (resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusNotModified) {
-		t.counts.success.Add(1)
-	} else {
-		t.counts.failure.Add(1)
-	}
-	return resp, err
-}
-
-func writeMetrics(w io.Writer, a *configsync.Agent, token credentials.GatewayToken, c *syncCounts) {
-	now := time.Now()
-	hb := a.HeartbeatBody()
-	ready := 0.0
-	if hb.Status == configsync.StatusSynced || hb.Status == configsync.StatusStale {
-		ready = 1
-	}
-	health.WriteMetric(w, "apim_agent_config_sync_total", "counter", "Configuration requests by result (success: 2xx or 304).",
-		health.Sample{Labels: []string{"result", "success"}, Value: float64(c.success.Load())},
-		health.Sample{Labels: []string{"result", "failure"}, Value: float64(c.failure.Load())})
-	health.WriteMetric(w, "apim_agent_snapshots_published_total", "counter", "Configuration snapshots written to the config folder.",
-		health.Sample{Value: float64(c.published.Load())})
-	if hb.LastSyncAt != nil {
-		health.WriteMetric(w, "apim_agent_last_sync_age_seconds", "gauge", "Seconds since the configuration endpoint last answered successfully.",
-			health.Sample{Value: now.Sub(*hb.LastSyncAt).Seconds()})
-	}
-	health.WriteMetric(w, "apim_agent_token_expiry_seconds", "gauge", "Seconds until the gateway token expires (negative once expired).",
-		health.Sample{Value: float64(token.Status(now).SecondsToExpiry)})
-	health.WriteMetric(w, "apim_agent_ready", "gauge", "1 when a configuration snapshot is being served.",
-		health.Sample{Value: ready})
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }

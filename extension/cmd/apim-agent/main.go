@@ -5,6 +5,18 @@
 //
 //	apim-agent [flags]                      run
 //	apim-agent check-settings [flags]       validate the settings folders and exit
+//
+// The process is one errgroup of loops, each returning on SIGTERM/SIGINT (a
+// second signal exits at once): the settings watch (live keys apply in
+// place, others are reported as needing a restart, an invalid set is
+// refused), the credential check and change wake-up, token rotation (when
+// gateway.auth.rotation.enabled), the configuration sync, the heartbeat and
+// the health server (/healthz, /readyz, /metrics).
+//
+// gateway.configuration.uri may be file:///path, a snapshot file or a folder
+// holding snapshot.json (a mounted ConfigMap): the agent then watches it
+// and publishes it through the same validation. Such a source needs no
+// credential, and no heartbeat is sent: there is no endpoint to send it to.
 package main
 
 import (
@@ -70,7 +82,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	dirFlags(fs, &opts)
 	fs.StringVar(&opts.ConfigDir, "config-dir", opts.ConfigDir, "folder the configuration snapshot is published to (the gateway's --config)")
 	fs.StringVar(&opts.HealthAddr, "health-addr", opts.HealthAddr, "listener of /healthz, /readyz and /metrics")
-	logLevel := fs.String("log-level", "info", "debug, info, warn, error or none")
+	fs.StringVar(&opts.TokenSecret, "token-secret", opts.TokenSecret, "Secret in the pod's namespace that gateway.auth.token is mounted from; token rotation writes renewed tokens back to it (empty: no write-back)")
+	fs.StringVar(&opts.GatewayTelemetry, "gateway-telemetry", opts.GatewayTelemetry, "the gateway's telemetry listener, asked each heartbeat which configuration revision it loaded (empty: report the revision the agent published)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn, error or none; when given, it overrides telemetry.logs.level")
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}
@@ -85,6 +99,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return opts, err
 	}
 	opts.LogLevel = level
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "log-level" {
+			opts.LogLevelSet = true
+		}
+	})
 	opts.Stdout = os.Stdout
 	return opts, nil
 }

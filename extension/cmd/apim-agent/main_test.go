@@ -239,7 +239,7 @@ func TestRunSyncsAndBecomesReady(t *testing.T) {
 	}
 }
 
-func TestRunRejectsUnsupportedAuth(t *testing.T) {
+func TestRunRefusesToStart(t *testing.T) {
 	tests := []struct {
 		name      string
 		plain     map[string]string
@@ -248,10 +248,21 @@ func TestRunRejectsUnsupportedAuth(t *testing.T) {
 	}{
 		{name: "invalid settings", plain: map[string]string{}, want: keyURI},
 		{
-			name:      "azure ad app",
-			plain:     map[string]string{keyURI: "https://example.net", keyAuthType: "AzureAdApp", keyName: "gw1", "gateway.auth.azureAd.tenant.id": "t", "gateway.auth.azureAd.app.id": "a"},
+			name:      "azure ad app without gateway name",
+			plain:     map[string]string{keyURI: "https://example.net", keyAuthType: "AzureAdApp", "gateway.auth.azureAd.tenant.id": "t", "gateway.auth.azureAd.app.id": "a"},
 			protected: map[string]string{"gateway.auth.azureAd.app.secret": "s3cr3t-value"},
-			want:      "not supported yet",
+			want:      keyName,
+		},
+		{
+			name:      "azure ad app with a bad authority",
+			plain:     map[string]string{keyURI: "https://example.net", keyAuthType: "AzureAdApp", keyName: "gw1", "gateway.auth.azureAd.tenant.id": "t", "gateway.auth.azureAd.app.id": "a", "gateway.auth.azureAd.authority": "nowhere"},
+			protected: map[string]string{"gateway.auth.azureAd.app.secret": "s3cr3t-value"},
+			want:      "gateway.auth.azureAd.authority",
+		},
+		{
+			name:  "local source on a remote host",
+			plain: map[string]string{keyURI: "file://fileserver/share"},
+			want:  keyURI,
 		},
 	}
 	for _, tt := range tests {
