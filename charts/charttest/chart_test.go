@@ -265,7 +265,8 @@ func TestAuthTypes(t *testing.T) {
 			}
 			var role rbacv1.Role
 			r.decode(t, "Role", fullname, &role)
-			checkRole(t, role, tt.clusterIdRq)
+			checkRole(t, role)
+			checkIdentityRole(t, r, tt.clusterIdRq)
 			var rb rbacv1.RoleBinding
 			r.decode(t, "RoleBinding", fullname, &rb)
 			if rb.RoleRef.Name != role.Name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != sa.Name || rb.Subjects[0].Namespace != namespace {
@@ -275,11 +276,11 @@ func TestAuthTypes(t *testing.T) {
 	}
 }
 
-// checkRole asserts least privilege: the chart's own Secret by name, events,
-// and the cluster identity request only for ExtensionIdentity.
-func checkRole(t *testing.T, role rbacv1.Role, clusterIdentity bool) {
+// checkRole asserts least privilege in the release namespace: the chart's
+// own Secret by name (token renewal writes it back) and events.
+func checkRole(t *testing.T, role rbacv1.Role) {
 	t.Helper()
-	var sawSecret, sawEvents, sawCIR bool
+	var sawSecret, sawEvents bool
 	for _, rule := range role.Rules {
 		for _, res := range rule.Resources {
 			switch res {
@@ -293,11 +294,6 @@ func checkRole(t *testing.T, role rbacv1.Role, clusterIdentity bool) {
 				if slices.Contains(rule.Verbs, "delete") || slices.Contains(rule.Verbs, "list") {
 					t.Errorf("events rule %+v", rule)
 				}
-			case "azureclusteridentityrequests":
-				sawCIR = true
-				if !slices.Equal(rule.APIGroups, []string{"clusterconfig.azure.com"}) {
-					t.Errorf("identity rule %+v", rule)
-				}
 			default:
 				t.Errorf("unexpected resource %q in %+v", res, rule)
 			}
@@ -306,8 +302,47 @@ func checkRole(t *testing.T, role rbacv1.Role, clusterIdentity bool) {
 			}
 		}
 	}
-	if !sawSecret || !sawEvents || sawCIR != clusterIdentity {
-		t.Errorf("rules %+v: secret %v events %v clusterIdentityRequests %v (want %v)", role.Rules, sawSecret, sawEvents, sawCIR, clusterIdentity)
+	if !sawSecret || !sawEvents {
+		t.Errorf("rules %+v: secret %v events %v", role.Rules, sawSecret, sawEvents)
+	}
+}
+
+// checkIdentityRole asserts that only ExtensionIdentity gets the Role in
+// azure-arc, bound to the chart's service account, with exactly the calls
+// the agent makes for an AzureClusterIdentityRequest and its token.
+func checkIdentityRole(t *testing.T, r *rendered, want bool) {
+	t.Helper()
+	name := fullname + "-identity"
+	found, foundRB := r.find("Role", name) != nil, r.find("RoleBinding", name) != nil
+	if found != want || foundRB != want {
+		t.Fatalf("identity Role rendered %v, RoleBinding %v; want %v", found, foundRB, want)
+	}
+	if !want {
+		return
+	}
+	var role rbacv1.Role
+	var rb rbacv1.RoleBinding
+	r.decode(t, "Role", name, &role)
+	r.decode(t, "RoleBinding", name, &rb)
+	if role.Namespace != "azure-arc" || rb.Namespace != "azure-arc" {
+		t.Errorf("identity Role in %q, binding in %q; want azure-arc", role.Namespace, rb.Namespace)
+	}
+	if rb.RoleRef.Name != name || len(rb.Subjects) != 1 || rb.Subjects[0].Name != fullname || rb.Subjects[0].Namespace != namespace {
+		t.Errorf("identity role binding %+v", rb)
+	}
+	want3 := map[string][]string{
+		"azureclusteridentityrequests":        {"get", "create", "patch"},
+		"azureclusteridentityrequests/status": {"patch"},
+		"secrets":                             {"get"},
+	}
+	got := map[string][]string{}
+	for _, rule := range role.Rules {
+		for _, res := range rule.Resources {
+			got[res] = rule.Verbs
+		}
+	}
+	if !maps.EqualFunc(got, want3, slices.Equal) {
+		t.Errorf("identity rules %v, want %v", got, want3)
 	}
 }
 
