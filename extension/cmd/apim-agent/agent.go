@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -21,6 +22,7 @@ import (
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/configsync"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/credentials"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/health"
+	"github.com/seed393f6fe3/apim-arc-gateway/extension/monitoring"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/settings"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/logging"
 	"github.com/seed393f6fe3/apim-arc-gateway/schemas"
@@ -60,6 +62,9 @@ type options struct {
 	// credentials reach Azure and Kubernetes (fakes in tests); its Logger
 	// is set by the agent.
 	credentials credentials.Options
+	// monitoring holds the uploaders' clients (fakes in tests); its Logger
+	// and Credential are set by the agent.
+	monitoring monitoring.Deps
 }
 
 // timing holds the intervals of the loops; zero values take defaults.
@@ -210,6 +215,7 @@ func run(ctx context.Context, opts options) int {
 	loop("token rotation", p.rotate)
 	loop("configuration sync", p.sync.Run)
 	loop("heartbeat", p.sync.RunHeartbeats)
+	loop("monitoring", p.monitor)
 	loop("health server", p.health.Serve)
 
 	err = g.Wait()
@@ -236,6 +242,14 @@ type process struct {
 	live        *liveSettings
 	health      *health.Server
 	timing      timing
+
+	// Monitoring: the pipeline now running (nil when none could be built),
+	// where it keeps its spool, and the gateway telemetry it reads.
+	mon              atomic.Pointer[monitoring.Pipeline]
+	monLog           zerolog.Logger
+	monDeps          monitoring.Deps
+	configDir        string
+	gatewayTelemetry string
 }
 
 // newProcess builds the credential, the sync agent and the health server
@@ -301,6 +315,7 @@ func newProcess(ctx context.Context, s *settings.Settings, issues []settings.Iss
 	p.sync.Start()
 	p.live = newLiveSettings(s, issues, log, gate, p.cred)
 	p.tokenSecret = opts.TokenSecret
+	p.monLog, p.monDeps, p.configDir, p.gatewayTelemetry = base, opts.monitoring, opts.ConfigDir, opts.GatewayTelemetry
 	p.health = &health.Server{Ready: p.readiness, Metrics: p.writeMetrics}
 	return p, nil
 }

@@ -106,4 +106,7 @@ func (p *process) writeMetrics(w io.Writer) {
 	health.WriteMetric(w, "apim_agent_settings_restart_required", "gauge", "Settings changed since start that apply only after a restart (one series per key).", samples...)
 	health.WriteMetric(w, "apim_agent_settings_restart_required_keys", "gauge", "How many changed settings wait for a restart.",
 		health.Sample{Value: float64(len(restart))})
+	if m := p.mon.Load(); m != nil {
+		m.WriteMetrics(w)
+	}
 }

@@ -1,0 +1,75 @@
+package monitoring
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// appendMetricRow writes r as one JSON object; timeField names the time
+// column (TimeGenerated, or EventTime for the Data Collector API, which
+// reserves TimeGenerated). Empty dimensions are omitted.
+func appendMetricRow(dst []byte, r *MetricRow, timeField string) []byte {
+	dst = append(dst, `{"RecordId":`...)
+	dst = appendString(dst, r.RecordID)
+	dst = append(dst, ',')
+	dst = appendString(dst, timeField)
+	dst = append(dst, ':')
+	dst = appendString(dst, r.TimeGenerated.UTC().Format(time.RFC3339))
+	dst = appendStrField(dst, "MetricName", r.MetricName)
+	dst = appendStrField(dst, "MetricNamespace", r.Namespace)
+	dst = appendStrField(dst, "UnitName", r.UnitName)
+	dst = appendStrField(dst, "TimeGrain", "PT1M")
+	dst = appendNumField(dst, "Total", r.Total)
+	dst = append(dst, `,"Count":`...)
+	dst = strconv.AppendInt(dst, r.Count, 10)
+	dst = appendNumField(dst, "Minimum", r.Minimum)
+	dst = appendNumField(dst, "Maximum", r.Maximum)
+	dst = appendNumField(dst, "Average", r.Average)
+	dst = appendStrField(dst, "ResourceId", r.ResourceID)
+	dst = appendStrField(dst, "ApiId", r.ApiId)
+	dst = appendStrField(dst, "OperationId", r.OperationId)
+	dst = appendStrField(dst, "Hostname", r.Hostname)
+	if r.GatewayResponseCode != 0 {
+		dst = append(dst, `,"GatewayResponseCode":`...)
+		dst = strconv.AppendInt(dst, int64(r.GatewayResponseCode), 10)
+	}
+	dst = appendStrField(dst, "GatewayResponseCodeCategory", r.GatewayResponseCodeCategory)
+	if r.BackendResponseCode != 0 {
+		dst = append(dst, `,"BackendResponseCode":`...)
+		dst = strconv.AppendInt(dst, int64(r.BackendResponseCode), 10)
+	}
+	dst = appendStrField(dst, "BackendResponseCodeCategory", r.BackendResponseCodeCategory)
+	dst = appendStrField(dst, "LastErrorReason", r.LastErrorReason)
+	dst = appendStrField(dst, "Cache", r.Cache)
+	if len(r.Dimensions) > 0 {
+		b, err := json.Marshal(r.Dimensions)
+		if err == nil {
+			dst = append(dst, `,"Dimensions":`...)
+			dst = append(dst, b...)
+		}
+	}
+	return append(dst, '}')
+}
+
+func appendString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s)
+	return append(dst, b...)
+}
+
+func appendStrField(dst []byte, name, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, '"', ':')
+	return appendString(dst, v)
+}
+
+func appendNumField(dst []byte, name string, v float64) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, '"', ':')
+	return strconv.AppendFloat(dst, v, 'g', -1, 64)
+}
