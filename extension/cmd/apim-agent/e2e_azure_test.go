@@ -11,6 +11,7 @@ import (
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/credentials"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/azurefake"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/configfake"
+	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/lafake"
 )
 
 // End-to-end with the fake Entra authority and the fake ARM
@@ -78,11 +79,18 @@ func TestEndToEndEntraApp(t *testing.T) {
 			})
 			fake.SetSnapshot(snapshotFile(t, "snapshot-r1.json", backend.URL), "etag-1")
 
+			// Monitoring uploads go to a loopback fake, never to Azure.
+			const workspace = "7e9f4c2a-0b1d-4e5f-8a6b-3c2d1e0f9a8b"
+			dc, err := lafake.NewDataCollector(workspace, ingestionKey, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dc.Close()
 			configDir := t.TempDir()
 			settingsMount := newKubeMount(t, map[string]string{
 				keyURI: fake.URL(), keyAuthType: "AzureAdApp", keyName: "gw1",
 				credentials.KeyTenantID: e2eTenant, credentials.KeyClientID: e2eApp, credentials.KeyAuthority: entra.URL,
-				"monitoring.workspaceId": "7e9f4c2a-0b1d-4e5f-8a6b-3c2d1e0f9a8b",
+				"monitoring.workspaceId": workspace, "monitoring.dataCollector.endpoint": dc.Endpoint(),
 			})
 			protected := map[string]string{
 				"monitoring.ingestionKey":         ingestionKey,
@@ -95,6 +103,7 @@ func TestEndToEndEntraApp(t *testing.T) {
 			gw := startGateway(t, configDir)
 			opts := agentOptions(fake, settingsMount.dir, newKubeMount(t, protected).dir, configDir, gw.telemetry, logs)
 			opts.credentials = azureOptions(entra)
+			opts.monitoring.DataCollectorClient = dc.Client()
 			opts.LogLevel = zerolog.DebugLevel // the most the agent ever writes
 			agent := startAgent(t, opts)
 
