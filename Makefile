@@ -44,8 +44,9 @@ e2e: ## As root: single-node cluster in a network namespace, run test/e2e agains
 
 bench: bench-go bench-load ## Go benchmarks, then the loopback load comparison with nginx
 
-bench-go: ## Go benchmarks (allocations reported)
+bench-go: ## Go benchmarks (allocations reported): gateway, then the agent's monitoring pipeline
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./gateway/...
+	$(GO) test -run '^$$' -bench . -benchtime 1000000x ./extension/monitoring/
 
 bench-load: build ## wrk against the backend directly, through nginx and through the gateway
 	BIN=$(BIN) DURATION=$(BENCH_DURATION) RUNS=$(BENCH_RUNS) scripts/bench/loopback.sh
