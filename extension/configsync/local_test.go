@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 func TestLocalPath(t *testing.T) {
@@ -111,7 +112,7 @@ func TestRunLocal(t *testing.T) {
 				watched = src
 			}
 			pub := NewPublisher(t.TempDir())
-			logs := &syncBuffer{}
+			logs := &logcapture.Buffer{}
 			a := &Agent{LocalPath: watched, Publisher: pub, Logger: zerolog.New(logs),
 				// The periodic re-read is far off: changes must arrive as file events.
 				LocalInterval: time.Hour}
@@ -164,7 +165,7 @@ func TestRunLocalMissingKeepsBackup(t *testing.T) {
 	pub := NewPublisher(t.TempDir())
 	must(t, os.WriteFile(pub.Path(), []byte(goodV1), 0o644))
 	src := filepath.Join(t.TempDir(), "not-yet")
-	logs := &syncBuffer{}
+	logs := &logcapture.Buffer{}
 	a := &Agent{LocalPath: src, Publisher: pub, Logger: zerolog.New(logs), LocalInterval: 20 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

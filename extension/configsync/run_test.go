@@ -1,35 +1,17 @@
 package configsync
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/credentials"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -51,7 +33,7 @@ func TestRunFailStatic(t *testing.T) {
 	if err := os.WriteFile(pub.Path(), []byte(goodV1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logcapture.Buffer{}
 	a := &Agent{
 		Client: c, Publisher: pub, Logger: zerolog.New(logs).Level(zerolog.DebugLevel),
 		Identity:    Heartbeat{InstanceID: "pod-1", Hostname: "node-a", Version: "test"},
@@ -157,7 +139,7 @@ func TestRunExpiredTokenBacksOff(t *testing.T) {
 	f := newFake(t, reply{status: 200, body: goodV1})
 	expired := expiredCred{}
 	c, _ := f.client(t, expired, Options{})
-	logs := &syncBuffer{}
+	logs := &logcapture.Buffer{}
 	a := &Agent{Client: c, Publisher: NewPublisher(t.TempDir()), Logger: zerolog.New(logs),
 		Wait: -1, MinInterval: time.Millisecond, HeartbeatInterval: time.Hour,
 		Backoff: Backoff{Base: 30 * time.Millisecond, Max: 50 * time.Millisecond}}

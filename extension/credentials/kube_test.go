@@ -20,6 +20,7 @@ import (
 
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/credentials"
 	"github.com/seed393f6fe3/apim-arc-gateway/internal/kubetest"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 // Tests against a real kube-apiserver (skipped without KUBE_BIN_DIR). One
@@ -133,7 +134,7 @@ func testExtensionIdentity(t *testing.T, env *kubetest.Env) {
 	ns := env.CreateNamespace(t, "azure-arc")
 	clk := &clock{}
 	op := startIdentityOperator(t, env, ns, clk)
-	logs := &syncBuffer{}
+	logs := &logcapture.Buffer{}
 	opts := credentials.Options{KubeConfig: env.RESTConfig, Now: clk.Now, IdentityPollInterval: 20 * time.Millisecond, IdentityWait: 20 * time.Second, Logger: zerolog.New(logs)}
 	p, err := credentials.New(context.Background(), credentials.Config{AuthType: credentials.AuthExtensionIdentity, ExtensionName: "apim-gw", IdentityNamespace: ns}, opts)
 	if err != nil {

@@ -1,10 +1,8 @@
 package credentials_test
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/credentials"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/azurefake"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/settings"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 const (
@@ -20,37 +19,19 @@ const (
 	rotatorApp   = "9d2e4f6a-1b3c-4d5e-8f9a-0b1c2d3e4f5a"
 )
 
-// syncBuffer lets the Rotator's goroutine log while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type rotationFixture struct {
 	entra *azurefake.Entra
 	arm   *azurefake.ARM
 	id    string
 	cfg   credentials.Config
 	opts  credentials.Options
-	logs  *syncBuffer
+	logs  *logcapture.Buffer
 }
 
 // newRotationFixture: a gateway token that expires in days, an Entra app
 // allowed to call generateToken, and a fake ARM holding the gateway.
 func newRotationFixture(t *testing.T, days int) *rotationFixture {
-	f := &rotationFixture{entra: azurefake.NewEntra(t), logs: &syncBuffer{}}
+	f := &rotationFixture{entra: azurefake.NewEntra(t), logs: &logcapture.Buffer{}}
 	f.entra.AddSecretApp(tenant, rotatorApp, secret)
 	f.arm = azurefake.NewARM(t, f.entra)
 	f.arm.Allow(rotatorApp)

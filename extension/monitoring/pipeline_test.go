@@ -15,6 +15,7 @@ import (
 
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/lafake"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/settings"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 // harness runs a pipeline against a fake gateway and both fake
@@ -25,29 +26,12 @@ type harness struct {
 	li   *lafake.Ingestion
 	cfg  Config
 	deps Deps
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *logcapture.Buffer
 }
 
 func newHarness(t testing.TB, gwCap int, withIngestion bool) *harness {
 	t.Helper()
-	h := &harness{gw: newFakeGateway(gwCap), logs: &syncBuffer{}}
+	h := &harness{gw: newFakeGateway(gwCap), logs: &logcapture.Buffer{}}
 	t.Cleanup(h.gw.Close)
 	var err error
 	h.dc, err = lafake.NewDataCollector(testWorkspace, testKey, true)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,26 +14,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 	"github.com/valyala/fasthttp"
 )
-
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // harness runs a Gateway on loopback ports for one test.
 type harness struct {
@@ -43,7 +25,7 @@ type harness struct {
 	dir    string
 	url    string // http://127.0.0.1:port
 	tel    string
-	logs   *syncBuffer
+	logs   *logcapture.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -72,7 +54,7 @@ func startGateway(t *testing.T, snapshot string, mutate func(*Options)) *harness
 	if mutate != nil {
 		mutate(&opts)
 	}
-	logs := &syncBuffer{}
+	logs := &logcapture.Buffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel)
 	g, err := New(opts, log, log)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/azurefake"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/configfake"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/lafake"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 // End-to-end with the fake Entra authority and the fake ARM
@@ -99,7 +100,7 @@ func TestEndToEndEntraApp(t *testing.T) {
 			for k, v := range tt.protected {
 				protected[k] = v
 			}
-			logs := &lockedBuffer{}
+			logs := &logcapture.Buffer{}
 			gw := startGateway(t, configDir)
 			opts := agentOptions(fake, settingsMount.dir, newKubeMount(t, protected).dir, configDir, gw.telemetry, logs)
 			opts.credentials = azureOptions(entra)
@@ -162,7 +163,7 @@ func TestEndToEndTokenRenewedThroughARM(t *testing.T) {
 		credentials.KeyTenantID: e2eTenant, credentials.KeyClientID: e2eApp, credentials.KeyAuthority: entra.URL,
 	})
 	protected := newKubeMount(t, map[string]string{keyToken: oldTok, credentials.KeyClientSecret: e2eSecret})
-	logs := &lockedBuffer{}
+	logs := &logcapture.Buffer{}
 	opts := agentOptions(fake, settingsMount.dir, protected.dir, t.TempDir(), "", logs)
 	opts.credentials = azureOptions(entra)
 	agent := startAgent(t, opts)

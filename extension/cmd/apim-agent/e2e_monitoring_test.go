@@ -11,6 +11,7 @@ import (
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/configfake"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/lafake"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/monitoring"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 // TestEndToEndMonitoring runs the pod's two containers with monitoring on:
@@ -45,7 +46,7 @@ func TestEndToEndMonitoring(t *testing.T) {
 	}
 	settingsMount := newKubeMount(t, plain)
 	protected := newKubeMount(t, map[string]string{keyToken: tok, monitoring.KeyIngestionKey: ingestionKey})
-	logs := &lockedBuffer{}
+	logs := &logcapture.Buffer{}
 	gw := startGateway(t, configDir)
 	opts := agentOptions(fake, settingsMount.dir, protected.dir, configDir, gw.telemetry, logs)
 	opts.monitoring.DataCollectorClient = dc.Client()
@@ -109,7 +110,7 @@ func TestEndToEndMonitoring(t *testing.T) {
 	// A restarted agent goes on from its saved read position: nothing is
 	// uploaded twice without the same RecordId.
 	uploaded := len(dc.Rows(monitoring.LogTypeLogs))
-	logs = &lockedBuffer{}
+	logs = &logcapture.Buffer{}
 	opts.Stdout = logs
 	agent = startAgent(t, opts)
 	call(gw.http + "/orders/items")

@@ -22,6 +22,7 @@ import (
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/configsync"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/configfake"
 	"github.com/seed393f6fe3/apim-arc-gateway/gateway/server"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 // End-to-end: the real agent (run, in-process) against the TLS fake
@@ -290,7 +291,7 @@ func TestEndToEnd(t *testing.T) {
 	configDir := t.TempDir()
 	settingsMount := newKubeMount(t, map[string]string{keyURI: fake.URL()})
 	protected := newKubeMount(t, map[string]string{keyToken: tok1})
-	logs := &lockedBuffer{}
+	logs := &logcapture.Buffer{}
 
 	gw := startGateway(t, configDir)
 	agent := startAgent(t, agentOptions(fake, settingsMount.dir, protected.dir, configDir, gw.telemetry, logs))
@@ -475,7 +476,7 @@ func TestTokenExpiry(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(configDir, "snapshot.json"), v1, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			logs := &lockedBuffer{}
+			logs := &logcapture.Buffer{}
 			opts := agentOptions(fake, newKubeMount(t, map[string]string{keyURI: fake.URL()}).dir,
 				newKubeMount(t, map[string]string{keyToken: tok}).dir, configDir, "", logs)
 			agent := startAgent(t, opts)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/configsync"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/internal/configfake"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 func closedURL(t *testing.T) string {
@@ -37,7 +38,7 @@ func TestLiveSettings(t *testing.T) {
 	plain := map[string]string{keyURI: fake.URL()}
 	settingsMount := newKubeMount(t, plain)
 	protected := newKubeMount(t, map[string]string{keyToken: tok})
-	logs := &lockedBuffer{}
+	logs := &logcapture.Buffer{}
 	// The gateway is not running: each heartbeat logs a debug line about it.
 	opts := agentOptions(fake, settingsMount.dir, protected.dir, t.TempDir(), closedURL(t), logs)
 	tune := opts.timing.Sync
@@ -159,7 +160,7 @@ func TestRunLocalSource(t *testing.T) {
 	backend := newBackend(t)
 	source := newKubeMount(t, map[string]string{"snapshot.json": string(snapshotFile(t, "snapshot-r1.json", backend.URL))})
 	configDir := t.TempDir()
-	logs := &lockedBuffer{}
+	logs := &logcapture.Buffer{}
 	opts := defaultOptions()
 	opts.SettingsDir = newKubeMount(t, map[string]string{keyURI: "file://" + source.dir}).dir
 	opts.ProtectedDir, opts.ConfigDir, opts.HealthAddr, opts.Stdout = t.TempDir(), configDir, "127.0.0.1:0", logs

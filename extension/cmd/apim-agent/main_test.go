@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/configsync"
 	"github.com/seed393f6fe3/apim-arc-gateway/extension/credentials"
+	"github.com/seed393f6fe3/apim-arc-gateway/internal/logcapture"
 )
 
 // testSig is the secret part of the test token; it must never be printed.
@@ -100,24 +100,6 @@ func TestCheckSettings(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects the agent's logs across goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestRunSyncsAndBecomesReady(t *testing.T) {
 	snapshot, err := os.ReadFile("../../../examples/demo/snapshot.json")
 	if err != nil {
@@ -169,7 +151,7 @@ func TestRunSyncsAndBecomesReady(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			logs := &lockedBuffer{}
+			logs := &logcapture.Buffer{}
 			addrc := make(chan net.Addr, 1)
 			opts := options{
 				SettingsDir:    writeDir(t, map[string]string{keyURI: ts.URL}),
@@ -267,7 +249,7 @@ func TestRunRefusesToStart(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &logcapture.Buffer{}
 			opts := defaultOptions()
 			opts.SettingsDir, opts.ProtectedDir, opts.ConfigDir = writeDir(t, tt.plain), writeDir(t, tt.protected), t.TempDir()
 			opts.HealthAddr, opts.Stdout = "127.0.0.1:0", logs
