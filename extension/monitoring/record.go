@@ -137,6 +137,6 @@ func topLevelKey(obj []byte, name string) (start, end int) {
 
 // jsonEscape returns s escaped for use inside a JSON string.
 func jsonEscape(s string) string {
-	b, _ := json.Marshal(s)
+	b := appendString(nil, s)
 	return string(b[1 : len(b)-1])
 }

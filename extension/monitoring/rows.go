@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/seed393f6fe3/apim-arc-gateway/gateway/telemetry"
 )
 
 // appendMetricRow writes r as one JSON object; timeField names the time
@@ -52,10 +54,9 @@ func appendMetricRow(dst []byte, r *MetricRow, timeField string) []byte {
 	return append(dst, '}')
 }
 
-func appendString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s)
-	return append(dst, b...)
-}
+// appendString is the gateway's JSON string encoder: the rows quote the
+// same client-supplied text the gateway's records do.
+func appendString(dst []byte, s string) []byte { return telemetry.AppendString(dst, s) }
 
 func appendStrField(dst []byte, name, v string) []byte {
 	if v == "" {

@@ -20,9 +20,9 @@ var (
 	// Some corpus files are lab templates: deployment scripts replace
 	// tokens such as {backend-id} before upload, so such attribute values
 	// are given a concrete value here, as the deployment would.
-	corpusBackendID   = regexp.MustCompile(`backend-id="([^"@]+)"`)
-	corpusFragment    = regexp.MustCompile(`fragment-id="([^"@]+)"`)
-	corpusPlaceholder = regexp.MustCompile(`="\{[A-Za-z0-9_-]+\}"`)
+	corpusBackendID     = regexp.MustCompile(`backend-id="([^"@]+)"`)
+	corpusFragment      = regexp.MustCompile(`fragment-id="([^"@]+)"`)
+	corpusTemplateToken = regexp.MustCompile(`="\{[A-Za-z0-9_-]+\}"`)
 )
 
 // TestCorpus compiles every public policy document of the corpus with the
@@ -49,7 +49,7 @@ func TestCorpus(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		src := corpusPlaceholder.ReplaceAllString(string(raw), `="1"`)
+		src := corpusTemplateToken.ReplaceAllString(string(raw), `="1"`)
 		if !strings.Contains(src, "<policies") {
 			continue // fragments and snippets without a document root
 		}

@@ -167,7 +167,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 		st.api = st.match.API
 		st.lastError = "OperationNotFound"
 		g.errs.notFound.write(ctx)
-		g.onError(ctx, st, rt, &errOperationNotFound)
+		g.onError(ctx, st, rt, fasthttp.StatusNotFound)
 		return
 	}
 	api := st.match.API
@@ -184,12 +184,12 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, path []byte) {
 	case subscription.MissingKey:
 		st.lastError = "SubscriptionKeyNotFound"
 		g.denied(ctx, st, &g.errs.missingKey, api, acc, secure)
-		g.onError(ctx, st, rt, &errSubscriptionKeyNotFound)
+		g.onError(ctx, st, rt, fasthttp.StatusUnauthorized)
 		return
 	case subscription.InvalidKey:
 		st.lastError = "SubscriptionKeyInvalid"
 		g.denied(ctx, st, &g.errs.invalidKey, api, acc, secure)
-		g.onError(ctx, st, rt, &errSubscriptionKeyInvalid)
+		g.onError(ctx, st, rt, fasthttp.StatusUnauthorized)
 		return
 	}
 	st.sub, st.product, st.key = res.Subscription, res.Product, key
@@ -329,22 +329,12 @@ func (g *Gateway) forwardForPolicy(r *policy.Request, o policy.ForwardOptions) e
 	return nil
 }
 
-// The errors the gateway raises before policies run, as context.LastError
-// shows them (API Management's predefined errors). on-error must not
-// change them: each request gets a copy.
-var (
-	errOperationNotFound = policy.Error{Source: "configuration", Reason: "OperationNotFound",
-		Message: "Unable to match incoming request to an operation.", Status: fasthttp.StatusNotFound}
-	errSubscriptionKeyNotFound = policy.Error{Source: "authorization", Reason: "SubscriptionKeyNotFound",
-		Message: "Access denied due to missing subscription key. Make sure to include subscription key when making requests to this API.", Status: fasthttp.StatusUnauthorized}
-	errSubscriptionKeyInvalid = policy.Error{Source: "authorization", Reason: "SubscriptionKeyInvalid",
-		Message: "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.", Status: fasthttp.StatusUnauthorized}
-)
-
 // onError runs the global and API on-error sections, when there are any,
-// for an error raised before the policy pipeline (st.api is known; the
-// operation may not be). The gateway's answer is already written.
-func (g *Gateway) onError(ctx *fasthttp.RequestCtx, st *reqState, rt *runtime, e *policy.Error) {
+// for the error st.lastError the gateway raised before the policy pipeline
+// (st.api is known; the operation may not be), with context.LastError
+// saying what the request log says of it. The gateway's answer, with
+// status, is already written.
+func (g *Gateway) onError(ctx *fasthttp.RequestCtx, st *reqState, rt *runtime, status int) {
 	if rt.errPipelines == nil {
 		return
 	}
@@ -365,8 +355,8 @@ func (g *Gateway) onError(ctx *fasthttp.RequestCtx, st *reqState, rt *runtime, e
 	if st.op != nil {
 		pr.Info.Operation = &rt.exprOps[st.api.Index][st.op.Index]
 	}
-	le := *e
-	pl.OnError(pr, &le)
+	src, sec, msg := gatewayError(st.lastError)
+	pl.OnError(pr, &policy.Error{Source: src, Reason: st.lastError, Message: msg, Section: sec, Status: status})
 	if pr.LastError != nil {
 		st.policyErr = pr.LastError
 	}

@@ -56,10 +56,7 @@ func (p *process) runMonitoring(ctx context.Context, cfg monitoring.Config, chan
 	if err != nil {
 		p.monLog.Error().Err(err).Msg("monitoring not started")
 		p.mon.Store(nil)
-		select {
-		case <-ctx.Done():
-		case <-changed:
-		}
+		waitForChange(ctx, changed)
 		return nil
 	}
 	p.mon.Store(pl)
@@ -80,10 +77,7 @@ func (p *process) runMonitoring(ctx context.Context, cfg monitoring.Config, chan
 		if err != nil {
 			p.monLog.Error().Err(err).Msg("monitoring stopped")
 		}
-		select {
-		case <-ctx.Done():
-		case <-changed:
-		}
+		waitForChange(ctx, changed)
 		return nil
 	}
 	cancel()

@@ -50,10 +50,7 @@ func (p *process) rotate(ctx context.Context) error {
 				done := make(chan error, 1)
 				go func() { done <- r.Run(rctx) }()
 				log.Info().Str("resourceId", s.String(credentials.KeyResourceID)).Bool("writeBack", p.tokenSecret != "").Msg("token rotation running")
-				select {
-				case <-ctx.Done():
-				case <-changed:
-				}
+				waitForChange(ctx, changed)
 				cancel()
 				if err := <-done; err != nil {
 					return err
@@ -71,5 +68,14 @@ func (p *process) rotate(ctx context.Context) error {
 			return nil
 		case <-changed:
 		}
+	}
+}
+
+// waitForChange returns when ctx ends or the applied settings change: the
+// loops that are rebuilt from the settings wait there between builds.
+func waitForChange(ctx context.Context, changed <-chan struct{}) {
+	select {
+	case <-ctx.Done():
+	case <-changed:
 	}
 }
