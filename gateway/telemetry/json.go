@@ -42,22 +42,22 @@ func AppendJSON(b []byte, seq uint64, rec *Record) []byte {
 	}
 	b = appendIntField(b, "TotalTime", millis(rec.TotalTime))
 	b = appendIntField(b, "ClientTime", millis(rec.ClientTime))
-	b = appendStringField(b, "Cache", rec.Cache.String())
-	b = appendStringField(b, "ApiId", rec.APIID)
-	b = appendStringField(b, "OperationId", rec.OperationID)
-	b = appendStringField(b, "ProductId", rec.ProductID)
-	b = appendStringField(b, "ApimSubscriptionId", rec.SubscriptionID)
-	b = appendStringField(b, "ApiRevision", rec.APIRevision)
+	b = AppendStringField(b, "Cache", rec.Cache.String())
+	b = AppendStringField(b, "ApiId", rec.APIID)
+	b = AppendStringField(b, "OperationId", rec.OperationID)
+	b = AppendStringField(b, "ProductId", rec.ProductID)
+	b = AppendStringField(b, "ApimSubscriptionId", rec.SubscriptionID)
+	b = AppendStringField(b, "ApiRevision", rec.APIRevision)
 	b = appendBytesField(b, "ClientProtocol", rec.ClientProtocol)
-	b = appendStringField(b, "ClientTlsVersion", rec.ClientTLSVersion)
+	b = AppendStringField(b, "ClientTlsVersion", rec.ClientTLSVersion)
 	b = appendBytesField(b, "CallerIpAddress", rec.CallerIP)
 	b = append(b, `,"IsRequestSuccess":`...)
 	b = strconv.AppendBool(b, rec.IsRequestSuccess())
-	b = appendStringField(b, "LastErrorReason", rec.LastErrorReason)
-	b = appendStringField(b, "LastErrorMessage", rec.LastErrorMessage)
-	b = appendStringField(b, "LastErrorSource", rec.LastErrorSource)
-	b = appendStringField(b, "LastErrorSection", rec.LastErrorSection)
-	b = appendStringField(b, "LastErrorScope", rec.LastErrorScope)
+	b = AppendStringField(b, "LastErrorReason", rec.LastErrorReason)
+	b = AppendStringField(b, "LastErrorMessage", rec.LastErrorMessage)
+	b = AppendStringField(b, "LastErrorSource", rec.LastErrorSource)
+	b = AppendStringField(b, "LastErrorSection", rec.LastErrorSection)
+	b = AppendStringField(b, "LastErrorScope", rec.LastErrorScope)
 	b = appendCustomMetrics(b, rec.CustomMetrics)
 	return append(b, '}')
 }
@@ -109,7 +109,9 @@ func appendIntField(b []byte, name string, v int64) []byte {
 	return strconv.AppendInt(b, v, 10)
 }
 
-func appendStringField(b []byte, name, v string) []byte {
+// AppendStringField appends `,"name":"v"`, nothing when v is empty: the
+// shape of every optional text column of a record or an uploaded row.
+func AppendStringField(b []byte, name, v string) []byte {
 	if v == "" {
 		return b
 	}
@@ -120,7 +122,7 @@ func appendStringField(b []byte, name, v string) []byte {
 }
 
 func appendBytesField(b []byte, name string, v []byte) []byte {
-	return appendStringField(b, name, unsafe.String(unsafe.SliceData(v), len(v)))
+	return AppendStringField(b, name, unsafe.String(unsafe.SliceData(v), len(v)))
 }
 
 // AppendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
